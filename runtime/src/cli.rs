@@ -1,0 +1,136 @@
+//! The command line, flag for flag as runc's (the subset Skiff implements so far).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "skiff",
+    about = "An OCI container runtime with runc's command line",
+    disable_version_flag = true
+)]
+pub struct Cli {
+    /// Root directory for the containers' state.
+    #[arg(long, global = true, default_value = "/run/skiff")]
+    pub root: PathBuf,
+    /// Append log lines to this file instead of stderr.
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    /// Format of the log lines.
+    #[arg(long = "log-format", global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log at debug level.
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Use systemd to manage cgroups (not supported yet: refused when a cgroup is needed).
+    #[arg(long = "systemd-cgroup", global = true)]
+    pub systemd_cgroup: bool,
+    /// Accepted for compatibility with callers that pass it (auto, true, false).
+    #[arg(long, value_name = "VALUE", num_args = 0..=1, default_missing_value = "true")]
+    pub rootless: Option<String>,
+    /// Print the version.
+    #[arg(short = 'v', long = "version")]
+    pub version: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    /// Path to the bundle (the directory holding config.json).
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Write the init's pid to this file (atomically).
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket that receives the pty master when process.terminal is true.
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// Move the rootfs onto / and chroot instead of pivot_root (for ramdisk roots).
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// Do not create a new session keyring (Skiff never creates one).
+    #[arg(long = "no-new-keyring")]
+    pub no_new_keyring: bool,
+    /// Pass N extra descriptors (3 … 3+N-1) to the process.
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: i32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a container: set it up and leave its process waiting for `start`.
+    Create {
+        #[command(flatten)]
+        args: CreateArgs,
+        /// Accepted and ignored (some callers pass it to create).
+        #[arg(short = 'd', long, hide = true)]
+        detach: bool,
+        id: String,
+    },
+    /// Start a created container's process.
+    Start { id: String },
+    /// Print the state of a container as JSON.
+    State { id: String },
+    /// Send a signal (default SIGTERM) to a container's init.
+    Kill {
+        /// Signal every process of the container (obsolete in runc; accepted).
+        #[arg(short = 'a', long)]
+        all: bool,
+        id: String,
+        #[arg(default_value = "SIGTERM")]
+        signal: String,
+    },
+    /// Delete a container and its state.
+    Delete {
+        /// Kill the container first if it is running.
+        #[arg(short = 'f', long)]
+        force: bool,
+        id: String,
+    },
+    /// Create and start a container; without --detach, wait for it and exit with its status.
+    Run {
+        #[command(flatten)]
+        args: CreateArgs,
+        /// Return once the container has started.
+        #[arg(short = 'd', long)]
+        detach: bool,
+        /// Keep the container's state after it exits.
+        #[arg(long)]
+        keep: bool,
+        /// Do not become a child subreaper.
+        #[arg(long = "no-subreaper")]
+        no_subreaper: bool,
+        id: String,
+    },
+    /// List containers.
+    #[command(alias = "ps-all")]
+    List {
+        #[arg(short = 'f', long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+        /// Print only the ids.
+        #[arg(short = 'q', long)]
+        quiet: bool,
+    },
+    /// Write a default config.json into the bundle.
+    Spec {
+        #[arg(short = 'b', long, default_value = ".")]
+        bundle: PathBuf,
+        /// A configuration for an unprivileged caller.
+        #[arg(long)]
+        rootless: bool,
+    },
+}

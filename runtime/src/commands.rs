@@ -1,0 +1,140 @@
+//! One function per subcommand: turn flags into library calls and print results.
+
+use std::io::Write;
+
+use anyhow::{Context, Result, bail};
+use skiff::container::{self, CreateOptions, RunOptions};
+
+use crate::cli::{Cli, Command, CreateArgs, ListFormat};
+
+/// The version lines in runc's layout (go-runc parses `<name> version X`, `commit:`, `spec:`).
+fn version() -> String {
+    format!(
+        "skiff version {}\ncommit: {}\nspec: 1.2.0\n",
+        env!("CARGO_PKG_VERSION"),
+        option_env!("SKIFF_COMMIT").unwrap_or("unknown")
+    )
+}
+
+/// Run the command; the result is the process's exit code.
+pub fn dispatch(cli: &Cli) -> Result<i32> {
+    if cli.version {
+        print!("{}", version());
+        return Ok(0);
+    }
+    let Some(command) = &cli.command else {
+        bail!("no command given (see skiff --help)");
+    };
+    let root = &cli.root;
+    let span = tracing::debug_span!("skiff", command = ?std::mem::discriminant(command));
+    let _enter = span.enter();
+    match command {
+        Command::Create { args, id, .. } => {
+            container::create(&create_options(cli, args, id))
+                .with_context(|| format!("create container {id}"))?;
+        }
+        Command::Start { id } => container::start(root, id)?,
+        Command::State { id } => {
+            let (state, status) = container::state(root, id)?;
+            println!("{}", serde_json::to_string_pretty(&state.report(status))?);
+        }
+        Command::Kill { all, id, signal } => {
+            let sig = container::parse_signal(signal)?;
+            container::kill(root, id, sig, *all)?;
+        }
+        Command::Delete { force, id } => match container::delete(root, id, *force) {
+            Ok(()) => {}
+            // runc: deleting a container that is already gone with --force is not an error.
+            Err(container::Error::State(skiff::state::StateError::NotExist)) if *force => {}
+            Err(e) => return Err(e.into()),
+        },
+        Command::Run {
+            args,
+            detach,
+            keep,
+            no_subreaper,
+            id,
+        } => {
+            let opts = RunOptions {
+                create: create_options(cli, args, id),
+                detach: *detach,
+                keep: *keep,
+                no_subreaper: *no_subreaper,
+            };
+            return Ok(container::run(&opts).with_context(|| format!("run container {id}"))?);
+        }
+        Command::List { format, quiet } => list(cli, *format, *quiet)?,
+        Command::Spec { bundle, rootless } => {
+            let path = bundle.join("config.json");
+            if path.exists() {
+                bail!("file {} exists. Remove it first", path.display());
+            }
+            let mut text = serde_json::to_string_pretty(&container::default_spec(*rootless))?;
+            text.push('\n');
+            std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
+        }
+    }
+    Ok(0)
+}
+
+fn create_options(cli: &Cli, args: &CreateArgs, id: &str) -> CreateOptions {
+    CreateOptions {
+        root: cli.root.clone(),
+        id: id.to_string(),
+        bundle: args.bundle.clone(),
+        pid_file: args.pid_file.clone(),
+        console_socket: args.console_socket.clone(),
+        no_pivot: args.no_pivot,
+        no_new_keyring: args.no_new_keyring,
+        preserve_fds: args.preserve_fds,
+    }
+}
+
+fn list(cli: &Cli, format: ListFormat, quiet: bool) -> Result<()> {
+    let containers = container::list(&cli.root)?;
+    let mut out = std::io::stdout().lock();
+    if quiet {
+        for (s, _) in &containers {
+            writeln!(out, "{}", s.id)?;
+        }
+        return Ok(());
+    }
+    match format {
+        ListFormat::Json => {
+            let reports: Vec<_> = containers.iter().map(|(s, st)| s.report(*st)).collect();
+            writeln!(out, "{}", serde_json::to_string(&reports)?)?;
+        }
+        ListFormat::Table => {
+            let rows: Vec<[String; 6]> = containers
+                .iter()
+                .map(|(s, st)| {
+                    let r = s.report(*st);
+                    [
+                        r.id.to_string(),
+                        r.pid.to_string(),
+                        r.status.to_string(),
+                        r.bundle.display().to_string(),
+                        r.created.to_string(),
+                        r.owner.to_string(),
+                    ]
+                })
+                .collect();
+            let header = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from);
+            let mut widths = header.clone().map(|h| h.len());
+            for row in &rows {
+                for (w, cell) in widths.iter_mut().zip(row) {
+                    *w = (*w).max(cell.len());
+                }
+            }
+            for row in std::iter::once(&header).chain(&rows) {
+                let line: Vec<String> = row
+                    .iter()
+                    .zip(widths)
+                    .map(|(c, w)| format!("{c:<w$}"))
+                    .collect();
+                writeln!(out, "{}", line.join("   ").trim_end())?;
+            }
+        }
+    }
+    Ok(())
+}

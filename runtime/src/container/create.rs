@@ -1,0 +1,271 @@
+//! `create`: validate the bundle, start the init, and leave it waiting on `exec.fifo`.
+
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use super::{Error, io_err};
+use crate::hooks::{self, HookKind, HookState};
+use crate::process::{self, InitConfig, InitHandles};
+use crate::state::{self as st, State, StateDir, Status};
+use crate::{namespaces, spec};
+
+/// The flags of `create` (and the create half of `run`).
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub root: PathBuf,
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    /// Accepted for compatibility: the runtime never creates a session keyring.
+    pub no_new_keyring: bool,
+    pub preserve_fds: i32,
+}
+
+/// Create the container; returns the init's pid. On failure nothing is left: no state
+/// directory, no process (its mounts die with its mount namespace).
+pub fn create(opts: &CreateOptions) -> Result<Pid, Error> {
+    let prepared = prepare(opts)?;
+    create_prepared(opts, &prepared, None)
+}
+
+/// What `create` knows before anything is made.
+#[derive(Debug)]
+pub(super) struct Prepared {
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub spec: Spec,
+}
+
+pub(super) fn prepare(opts: &CreateOptions) -> Result<Prepared, Error> {
+    st::validate_id(&opts.id)?;
+    let bundle = std::fs::canonicalize(&opts.bundle).map_err(|source| Error::Bundle {
+        path: opts.bundle.clone(),
+        source,
+    })?;
+    let spec = spec::load(&bundle)?;
+    let rootfs = spec::rootfs_path(&spec, &bundle)?;
+    let rootfs = std::fs::canonicalize(&rootfs).map_err(io_err("resolve rootfs", rootfs))?;
+    Ok(Prepared {
+        bundle,
+        rootfs,
+        spec,
+    })
+}
+
+/// `console` overrides `--console-socket` with an already connected socket (`run` in the
+/// foreground with a terminal uses a socketpair of its own).
+pub(super) fn create_prepared(
+    opts: &CreateOptions,
+    p: &Prepared,
+    console: Option<OwnedFd>,
+) -> Result<Pid, Error> {
+    let spec = &p.spec;
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|pr| pr.terminal())
+        .unwrap_or(false);
+    if !terminal && (opts.console_socket.is_some() || console.is_some()) {
+        return Err(Error::ConsoleWithoutTerminal);
+    }
+    let plan = namespaces::plan(spec)?;
+    let console = match (console, &opts.console_socket) {
+        (Some(fd), _) => Some(fd),
+        (None, Some(path)) => Some(OwnedFd::from(UnixStream::connect(path).map_err(
+            |source| Error::ConsoleSocket {
+                path: path.clone(),
+                source,
+            },
+        )?)),
+        (None, None) => None,
+    };
+
+    // From here on something exists on disk: every failure removes it.
+    let dir = StateDir::create(&opts.root, &opts.id)?;
+    match create_in(opts, p, &plan, &dir, console) {
+        Ok(pid) => Ok(pid),
+        Err(e) => {
+            if let Err(cleanup) = dir.remove() {
+                tracing::warn!(error = %cleanup, "cannot remove state directory after failed create");
+            }
+            Err(e)
+        }
+    }
+}
+
+fn create_in(
+    opts: &CreateOptions,
+    p: &Prepared,
+    plan: &namespaces::Plan,
+    dir: &StateDir,
+    console: Option<OwnedFd>,
+) -> Result<Pid, Error> {
+    let spec = &p.spec;
+    make_fifo(dir, spec)?;
+    let state_dir: OwnedFd = nix::fcntl::open(
+        dir.path(),
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io_err("open", dir.path())(e.into()))?;
+
+    let cfg = InitConfig {
+        id: &opts.id,
+        spec,
+        bundle: &p.bundle,
+        rootfs: &p.rootfs,
+        no_pivot: opts.no_pivot,
+        preserve_fds: opts.preserve_fds,
+    };
+    let hooks = spec.hooks().as_ref();
+    let run_hooks = |pid: Pid| {
+        let state = hook_state(
+            spec,
+            &opts.id,
+            &p.bundle,
+            Status::Creating,
+            Some(pid.as_raw()),
+        );
+        if let Some(list) = hooks.and_then(|h| h.prestart().as_deref()) {
+            hooks::run(HookKind::Prestart, list, &state)?;
+        }
+        if let Some(list) = hooks.and_then(|h| h.create_runtime().as_deref()) {
+            hooks::run(HookKind::CreateRuntime, list, &state)?;
+        }
+        Ok(())
+    };
+    let ready = match process::spawn(&cfg, plan, InitHandles { state_dir, console }, run_hooks) {
+        Ok(ready) => ready,
+        Err(e) => {
+            // A failed hook stops the container and continues at delete: poststop hooks run
+            // (runtime.md, "Lifecycle" steps 6 and 12).
+            if matches!(e, process::ProcessError::Hook(_)) || is_init_hook_failure(&e) {
+                run_poststop(spec, &opts.id, &p.bundle);
+            }
+            return Err(e.into());
+        }
+    };
+    let pid = ready.pid;
+    let saved = save(opts, p, pid, dir).and_then(|()| ready.detach().map_err(Error::from));
+    if let Err(e) = saved {
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(pid, None);
+        return Err(e);
+    }
+    Ok(pid)
+}
+
+fn is_init_hook_failure(e: &process::ProcessError) -> bool {
+    matches!(e, process::ProcessError::Init(msg) if msg.contains("createContainer hook"))
+}
+
+fn save(opts: &CreateOptions, p: &Prepared, pid: Pid, dir: &StateDir) -> Result<(), Error> {
+    let (_, pid_start) = st::proc_stat(pid.as_raw()).ok_or(Error::Process(
+        process::ProcessError::InitDied("gone before its state was saved".into()),
+    ))?;
+    let state = State {
+        version: st::STATE_VERSION,
+        id: opts.id.clone(),
+        pid: pid.as_raw(),
+        pid_start,
+        bundle: p.bundle.clone(),
+        rootfs: p.rootfs.clone(),
+        created: crate::time::now(),
+        owner: owner_name(),
+        annotations: p.spec.annotations().clone().unwrap_or_default(),
+        config: p.spec.clone(),
+    };
+    dir.save(&state)?;
+    if let Some(pid_file) = &opts.pid_file {
+        let pid_file = absolute(pid_file);
+        st::write_atomic(&pid_file, pid.to_string().as_bytes())?;
+    }
+    Ok(())
+}
+
+/// The fifo the init blocks on. It belongs to the container's root user (the host id that the
+/// container's uid 0 maps to) and is writable by it, since the init opens it after switching
+/// to the process's user; the state directory (0711) is what keeps others away from it.
+fn make_fifo(dir: &StateDir, spec: &Spec) -> Result<(), Error> {
+    let path = dir.fifo_path();
+    nix::unistd::mkfifo(&path, Mode::from_bits_truncate(0o622))
+        .map_err(|e| io_err("create fifo", &path)(e.into()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o622))
+        .map_err(io_err("set mode of", &path))?;
+    if spec::new_namespace(spec, LinuxNamespaceType::User) {
+        let linux = spec.linux().as_ref();
+        let host_of_root = |maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| {
+            maps.into_iter()
+                .flatten()
+                .find(|m| m.container_id() == 0)
+                .map(|m| m.host_id())
+        };
+        let uid = host_of_root(linux.and_then(|l| l.uid_mappings().as_ref()));
+        let gid = host_of_root(linux.and_then(|l| l.gid_mappings().as_ref()));
+        nix::unistd::chown(
+            &path,
+            uid.map(nix::unistd::Uid::from_raw),
+            gid.map(nix::unistd::Gid::from_raw),
+        )
+        .map_err(|e| io_err("chown", &path)(e.into()))?;
+    }
+    Ok(())
+}
+
+pub(super) fn hook_state<'a>(
+    spec: &'a Spec,
+    id: &'a str,
+    bundle: &'a Path,
+    status: Status,
+    pid: Option<i32>,
+) -> HookState<'a> {
+    HookState {
+        oci_version: spec.version(),
+        id,
+        status,
+        pid,
+        bundle,
+        annotations: spec.annotations().as_ref(),
+    }
+}
+
+/// Poststop hooks: failures are logged, never fatal (runtime.md, "Lifecycle" step 12).
+pub(super) fn run_poststop(spec: &Spec, id: &str, bundle: &Path) {
+    if let Some(list) = spec.hooks().as_ref().and_then(|h| h.poststop().as_deref()) {
+        if let Err(e) = hooks::run(
+            HookKind::Poststop,
+            list,
+            &hook_state(spec, id, bundle, Status::Stopped, None),
+        ) {
+            tracing::warn!(error = %e, "poststop hook failed");
+        }
+    }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    }
+}
+
+fn owner_name() -> String {
+    let uid = nix::unistd::geteuid();
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| uid.to_string())
+}

@@ -1,0 +1,55 @@
+//! `delete`: stop what must be stopped, run the poststop hooks, remove the state.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use super::create::run_poststop;
+use super::{Error, sys_err};
+use crate::state::{self as st, State, StateDir, Status};
+
+/// How long a SIGKILLed init may take to go away.
+const KILL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Delete the container. A created (never started) container is killed and deleted without
+/// `force`, as runc does; a running or paused one needs `force`.
+pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), Error> {
+    let dir = StateDir::open(root, id)?;
+    let state = dir.load()?;
+    match dir.status(&state) {
+        Status::Stopped => {}
+        Status::Created => kill_and_wait(&state)?,
+        Status::Running | Status::Paused | Status::Creating => {
+            if !force {
+                return Err(Error::StillRunning { id: id.to_string() });
+            }
+            kill_and_wait(&state)?;
+        }
+    }
+    run_poststop(&state.config, &state.id, &state.bundle);
+    dir.remove()?;
+    Ok(())
+}
+
+/// SIGKILL the init and wait until it is gone or a zombie (its parent reaps it, not us).
+pub(super) fn kill_and_wait(state: &State) -> Result<(), Error> {
+    match nix::sys::signal::kill(st::pid(state), Signal::SIGKILL) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+        Err(e) => return Err(sys_err("kill container init")(e)),
+    }
+    let deadline = Instant::now() + KILL_TIMEOUT;
+    let mut pause = Duration::from_micros(100);
+    while state.init_alive() {
+        // Our own child (the foreground `run`) would stay a zombie until we reap it.
+        let _ = nix::sys::wait::waitpid(st::pid(state), Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+        if Instant::now() >= deadline {
+            return Err(Error::KillTimeout {
+                secs: KILL_TIMEOUT.as_secs(),
+            });
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+    Ok(())
+}

@@ -1,0 +1,98 @@
+//! The lifecycle verbs of the runc command line, one module each.
+//!
+//! Every verb takes the runtime root (`--root`) and a container id; the on-disk state is in
+//! [`crate::state`]. Error messages that callers match on are runc's, word for word
+//! (`container does not exist`, `container not running`, …): containerd classifies them by
+//! substring.
+
+mod create;
+mod delete;
+mod kill;
+mod run;
+mod spec;
+mod start;
+mod state;
+
+use std::path::PathBuf;
+
+pub use create::{CreateOptions, create};
+pub use delete::delete;
+pub use kill::{kill, parse_signal};
+pub use run::{RunOptions, run};
+pub use spec::default_spec;
+pub use start::start;
+pub use state::{list, state};
+
+use crate::hooks::HookError;
+use crate::namespaces::NamespaceError;
+use crate::process::ProcessError;
+use crate::spec::SpecError;
+use crate::state::StateError;
+
+/// Why a lifecycle operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    Namespace(#[from] NamespaceError),
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error(transparent)]
+    Hook(#[from] HookError),
+    #[error("container not running")]
+    NotRunning,
+    #[error("cannot start a container that has stopped")]
+    StartStopped,
+    #[error("cannot start an already running container")]
+    StartRunning,
+    #[error("cannot delete container {id} that is not stopped: container still running")]
+    StillRunning { id: String },
+    #[error("bundle {path:?} does not exist")]
+    Bundle {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot connect to console socket {path:?}")]
+    ConsoleSocket {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot allocate tty if skiff will detach without setting console socket")]
+    DetachedTerminal,
+    #[error("console socket given but process.terminal is false")]
+    ConsoleWithoutTerminal,
+    #[error("unknown signal {0:?}")]
+    Signal(String),
+    #[error("cannot {op} {path:?}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot {op}")]
+    Sys {
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("container init did not exit within {secs}s after SIGKILL")]
+    KillTimeout { secs: u64 },
+}
+
+fn io_err(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.into();
+    move |source| Error::Io { op, path, source }
+}
+
+fn sys_err(op: &'static str) -> impl FnOnce(nix::errno::Errno) -> Error {
+    move |e| Error::Sys {
+        op,
+        source: e.into(),
+    }
+}

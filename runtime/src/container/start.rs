@@ -1,0 +1,93 @@
+//! `start`: release the init blocked on `exec.fifo`, then run the poststart hooks.
+
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::time::Duration;
+
+use nix::fcntl::OFlag;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::stat::Mode;
+
+use super::create::hook_state;
+use super::{Error, io_err};
+use crate::hooks::{self, HookKind};
+use crate::state::{State, StateDir, Status};
+
+/// How often the init's liveness is re-checked while waiting on the fifo.
+const LIVENESS_INTERVAL: Duration = Duration::from_millis(100);
+
+pub fn start(root: &Path, id: &str) -> Result<(), Error> {
+    let dir = StateDir::open(root, id)?;
+    let state = dir.load()?;
+    match dir.status(&state) {
+        Status::Created => {}
+        Status::Stopped => return Err(Error::StartStopped),
+        Status::Running | Status::Paused | Status::Creating => return Err(Error::StartRunning),
+    }
+    release(&dir, &state)?;
+    let spec = &state.config;
+    if let Some(list) = spec.hooks().as_ref().and_then(|h| h.poststart().as_deref()) {
+        let hs = hook_state(
+            spec,
+            &state.id,
+            &state.bundle,
+            Status::Running,
+            Some(state.pid),
+        );
+        if let Err(e) = hooks::run(HookKind::Poststart, list, &hs) {
+            tracing::warn!(error = %e, "poststart hook failed");
+        }
+    }
+    Ok(())
+}
+
+/// Open the fifo for reading: that completes the init's blocked open. Read its one byte, remove
+/// the fifo (the status is "running" from now on), and wait until the init closes its end, which
+/// happens at execve (the descriptor is close-on-exec) — or when it dies.
+fn release(dir: &StateDir, state: &State) -> Result<(), Error> {
+    let path = dir.fifo_path();
+    // Non-blocking, so that a dead init cannot hang us in open().
+    let fifo = nix::fcntl::open(
+        &path,
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io_err("open", &path)(e.into()))?;
+    let mut got_byte = false;
+    loop {
+        let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
+        let timeout =
+            PollTimeout::try_from(LIVENESS_INTERVAL.as_millis() as i32).unwrap_or(PollTimeout::MAX);
+        match poll(&mut fds, timeout) {
+            Ok(0) => {
+                if !state.init_alive() {
+                    let _ = std::fs::remove_file(&path);
+                    return if got_byte {
+                        Ok(())
+                    } else {
+                        Err(Error::StartStopped)
+                    };
+                }
+                continue;
+            }
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(io_err("poll", &path)(e.into())),
+        }
+        let mut buf = [0u8; 16];
+        match nix::unistd::read(&fifo, &mut buf) {
+            Ok(0) if got_byte => return Ok(()),
+            // EOF without data: no writer yet (POLLHUP from an earlier writer cannot happen, the
+            // init is the only one); keep waiting.
+            Ok(0) => std::thread::sleep(Duration::from_millis(1)),
+            Ok(_) => {
+                if !got_byte {
+                    got_byte = true;
+                    std::fs::remove_file(&path).map_err(io_err("remove", &path))?;
+                }
+            }
+            Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(io_err("read", &path)(e.into())),
+        }
+    }
+}

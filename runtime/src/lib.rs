@@ -1,0 +1,26 @@
+//! `skiff`: an OCI runtime with runc's command line.
+//!
+//! This crate is the runtime of the Skiff stack (see `ARCHITECTURE.md`): the library behind the
+//! `skiff` binary, which containerd's shim, podman and dockerd call exactly as they call runc.
+//!
+//! - [`spec`] loads and validates a bundle's `config.json`;
+//! - [`container`] holds the lifecycle verbs (`create`, `start`, `state`, `kill`, `delete`,
+//!   `run`, `list`, `spec`);
+//! - [`process`] is the clone of the container's init and the runtime ⇄ init protocol;
+//! - [`namespaces`], [`rootfs`] and [`hooks`] are what the init sets up;
+//! - [`state`] is the on-disk state under `--root`.
+//!
+//! All `unsafe` code is in the private `sys` module.
+
+#![deny(unsafe_code)]
+
+pub mod container;
+pub mod hooks;
+pub mod namespaces;
+pub mod process;
+pub mod rootfs;
+pub mod spec;
+pub mod state;
+#[allow(unsafe_code)]
+mod sys;
+pub mod time;

@@ -1,0 +1,484 @@
+//! The container's init, from the `clone` to the `execve` of the user's process.
+//!
+//! This code runs in the cloned child, which is single-threaded and owns a copy of the runtime's
+//! memory, so it can use the parsed spec directly. Errors go back to the runtime over the channel
+//! as text; the runtime reports them and cleans up.
+
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use caps::{CapSet, Capability, CapsHashSet};
+use nix::fcntl::{OFlag, openat};
+use nix::sched::setns;
+use nix::sys::stat::{Mode, umask};
+use nix::unistd::{Gid, Uid};
+use oci_spec::runtime::{LinuxCapabilities, LinuxNamespaceType, PosixRlimitType, Process};
+
+use super::channel::{Channel, Message};
+use super::{InitConfig, ProcessError};
+use crate::hooks::{self, HookKind, HookState};
+use crate::namespaces::Join;
+use crate::rootfs::{self, RootfsConfig};
+use crate::state::{EXEC_FIFO, Status};
+use crate::sys;
+
+/// Everything the init owns after the clone.
+#[derive(Debug)]
+pub struct InitFds {
+    pub channel: Channel,
+    /// O_PATH handle of the state directory, to reach exec.fifo after pivot_root.
+    pub state_dir: OwnedFd,
+    /// Connected console socket, when the process has a terminal.
+    pub console: Option<OwnedFd>,
+}
+
+/// Entry point of the cloned child. Never returns.
+pub fn run(cfg: &InitConfig<'_>, joins: &[Join], new_user: bool, fds: InitFds) -> ! {
+    let err = match setup(cfg, joins, new_user, &fds) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let mut msg = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    if fds.channel.send(&Message::Failed(msg.clone())).is_err() {
+        // After `start` the runtime is gone: the process's stderr is all that is left.
+        let _ = writeln!(std::io::stderr(), "skiff init: {msg}");
+    }
+    std::process::exit(1)
+}
+
+fn setup(
+    cfg: &InitConfig<'_>,
+    joins: &[Join],
+    new_user: bool,
+    fds: &InitFds,
+) -> Result<Infallible, ProcessError> {
+    let spec = cfg.spec;
+    let process = spec.process().as_ref().ok_or(ProcessError::NoProcess)?;
+    let channel = &fds.channel;
+
+    // 1. Die with the runtime while it still owns us: a killed `create` must not leave a
+    //    half-made container behind. Cleared once the state is on disk (step 14).
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        .map_err(errno("set parent-death signal"))?;
+    // Device nodes and mount points get exactly the modes the spec gives.
+    umask(Mode::empty());
+
+    // 2. In a new user namespace, wait until the runtime has written our id maps, then become
+    //    root in it (we are unmapped until then).
+    if new_user {
+        expect(channel, Message::MappingsWritten)?;
+        become_root()?;
+    }
+
+    // 3. Join existing namespaces, user first (NAMESPACE_ORDER).
+    for join in joins {
+        setns(join.file.as_fd(), crate::namespaces::clone_flag(join.typ)).map_err(|e| {
+            ProcessError::Setns {
+                typ: join.typ,
+                source: e.into(),
+            }
+        })?;
+        if join.typ == LinuxNamespaceType::User {
+            become_root()?;
+        }
+    }
+
+    // 4. Names in the (private) UTS namespace.
+    if let Some(hostname) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(hostname).map_err(errno("sethostname"))?;
+    }
+    if let Some(domain) = spec.domainname().as_deref().filter(|h| !h.is_empty()) {
+        sys::set_domainname(domain).map_err(|e| ProcessError::Sys {
+            op: "setdomainname",
+            source: e,
+        })?;
+    }
+
+    // 5. The root filesystem, up to (not including) pivot_root.
+    let rcfg = RootfsConfig {
+        spec,
+        rootfs: cfg.rootfs,
+        bundle: cfg.bundle,
+        userns: new_user || joins.iter().any(|j| j.typ == LinuxNamespaceType::User),
+    };
+    let root = rootfs::prepare_root(&rcfg)?;
+    rootfs::mount_all(&rcfg, &root)?;
+    rootfs::setup_devices(&rcfg, &root)?;
+    drop(root);
+
+    // 6. prestart and createRuntime hooks run in the runtime's namespaces, by the runtime.
+    let hooks = spec.hooks().as_ref();
+    let has = |l: Option<&Vec<oci_spec::runtime::Hook>>| l.is_some_and(|l| !l.is_empty());
+    if hooks.is_some_and(|h| has(h.prestart().as_ref()) || has(h.create_runtime().as_ref())) {
+        channel
+            .send(&Message::RunHooks)
+            .map_err(io("send to runtime"))?;
+        expect(channel, Message::HooksDone)?;
+    }
+    // 7. createContainer hooks: in the container's namespaces, before pivot_root.
+    let hook_state = |status| HookState {
+        oci_version: spec.version(),
+        id: cfg.id,
+        status,
+        pid: Some(std::process::id() as i32),
+        bundle: cfg.bundle,
+        annotations: spec.annotations().as_ref(),
+    };
+    if let Some(list) = hooks.and_then(|h| h.create_container().as_deref()) {
+        hooks::run(
+            HookKind::CreateContainer,
+            list,
+            &hook_state(Status::Creating),
+        )?;
+    }
+
+    // 8. Enter the rootfs.
+    rootfs::pivot_root(cfg.rootfs, cfg.no_pivot)?;
+    rootfs::finish(spec)?;
+
+    // 9. The terminal, created inside the container so that it belongs to its devpts.
+    if process.terminal().unwrap_or(false) {
+        let console = fds.console.as_ref().ok_or(ProcessError::NoConsoleSocket)?;
+        super::tty::setup_console(console.as_fd(), process)?;
+    }
+
+    // 10. Limits and the OOM score are inherited by the process.
+    set_rlimits(process)?;
+
+    // 11. No new privileges, then user and capabilities.
+    if process.no_new_privileges().unwrap_or(false) {
+        nix::sys::prctl::set_no_new_privs().map_err(errno("set no_new_privs"))?;
+    }
+    let cwd = process.cwd();
+    switch_user(process, new_user)?;
+    nix::unistd::chdir(cwd.as_path()).map_err(|e| ProcessError::Cwd {
+        cwd: cwd.clone(),
+        source: e.into(),
+    })?;
+    // A cwd outside the root (a leaked host directory fd, CVE-2024-21626) makes getcwd fail
+    // with ENOENT or report a path that is not absolute.
+    match nix::unistd::getcwd() {
+        Ok(p) if p.is_absolute() => {}
+        _ => return Err(ProcessError::CwdOutsideRoot { cwd: cwd.clone() }),
+    }
+    umask(Mode::from_bits_truncate(
+        process.user().umask().unwrap_or(0o022) as libc::mode_t,
+    ));
+
+    // 12. What to exec, resolved now so that a missing binary fails `create`, not `start`.
+    let env = environment(process);
+    let args = process.args().as_deref().unwrap_or_default();
+    let exe = lookup(&args[0], &env)?;
+    let argv: Vec<CString> = args.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?;
+    let envp: Vec<CString> = env.iter().map(|e| cstring(e)).collect::<Result<_, _>>()?;
+
+    // 13. Every descriptor above the preserved ones is closed at exec (CVE-2024-21626: no host
+    //     fd may reach the container's process).
+    sys::cloexec_from(3 + cfg.preserve_fds).map_err(|e| ProcessError::Sys {
+        op: "close_range",
+        source: e,
+    })?;
+
+    // 14. Tell the runtime we are ready; once it has saved the state it tells us to detach.
+    channel
+        .send(&Message::Ready)
+        .map_err(io("send to runtime"))?;
+    expect(channel, Message::Detach)?;
+    nix::sys::prctl::set_pdeathsig(None).map_err(errno("clear parent-death signal"))?;
+    channel.shutdown().map_err(io("close init channel"))?;
+
+    // 15. Wait for `start`: opening the fifo for writing blocks until `start` opens it for
+    //     reading. The fifo is reached through the state directory's descriptor, which works
+    //     after pivot_root and without /proc.
+    let fifo = openat(
+        fds.state_dir.as_fd(),
+        EXEC_FIFO,
+        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(errno("open exec fifo"))?;
+    nix::unistd::write(&fifo, b"0").map_err(errno("write exec fifo"))?;
+
+    // 16. startContainer hooks: after start, before the user's program.
+    if let Some(list) = hooks.and_then(|h| h.start_container().as_deref()) {
+        hooks::run(HookKind::StartContainer, list, &hook_state(Status::Created))?;
+    }
+
+    // 17. Signal dispositions that survive execve must be the defaults.
+    sys::reset_signals().map_err(|e| ProcessError::Sys {
+        op: "reset signals",
+        source: e,
+    })?;
+    let err = nix::unistd::execve(&exe, &argv, &envp).map_err(std::io::Error::from);
+    Err(ProcessError::Exec {
+        path: args[0].clone(),
+        source: err
+            .err()
+            .unwrap_or_else(|| std::io::Error::other("execve returned")),
+    })
+}
+
+fn expect(channel: &Channel, want: Message) -> Result<(), ProcessError> {
+    match channel.recv().map_err(io("receive from runtime"))? {
+        Some(m) if m == want => Ok(()),
+        Some(m) => Err(ProcessError::Protocol(format!(
+            "expected {want:?}, got {m:?}"
+        ))),
+        None => Err(ProcessError::Protocol("the runtime went away".into())),
+    }
+}
+
+fn io(op: &'static str) -> impl FnOnce(std::io::Error) -> ProcessError {
+    move |source| ProcessError::Sys { op, source }
+}
+
+fn errno(op: &'static str) -> impl FnOnce(nix::errno::Errno) -> ProcessError {
+    move |e| ProcessError::Sys {
+        op,
+        source: e.into(),
+    }
+}
+
+fn cstring(s: &str) -> Result<CString, ProcessError> {
+    CString::new(s).map_err(|_| ProcessError::Nul(s.to_string()))
+}
+
+/// setresuid/setresgid to 0 in a user namespace we just created or joined.
+fn become_root() -> Result<(), ProcessError> {
+    nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
+        .map_err(errno("setresgid(0) in the user namespace"))?;
+    nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
+        .map_err(errno("setresuid(0) in the user namespace"))
+}
+
+fn set_rlimits(process: &Process) -> Result<(), ProcessError> {
+    for rl in process.rlimits().as_deref().unwrap_or_default() {
+        let resource = rlimit_resource(rl.typ());
+        if let Err(e) = nix::sys::resource::setrlimit(resource, rl.soft(), rl.hard()) {
+            let (_, host_hard) = nix::sys::resource::getrlimit(resource).unwrap_or((0, 0));
+            return Err(ProcessError::Rlimit {
+                typ: rl.typ().to_string(),
+                soft: rl.soft(),
+                hard: rl.hard(),
+                host_hard,
+                source: e.into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn rlimit_resource(t: PosixRlimitType) -> nix::sys::resource::Resource {
+    use nix::sys::resource::Resource as R;
+    match t {
+        PosixRlimitType::RlimitCpu => R::RLIMIT_CPU,
+        PosixRlimitType::RlimitFsize => R::RLIMIT_FSIZE,
+        PosixRlimitType::RlimitData => R::RLIMIT_DATA,
+        PosixRlimitType::RlimitStack => R::RLIMIT_STACK,
+        PosixRlimitType::RlimitCore => R::RLIMIT_CORE,
+        PosixRlimitType::RlimitRss => R::RLIMIT_RSS,
+        PosixRlimitType::RlimitNproc => R::RLIMIT_NPROC,
+        PosixRlimitType::RlimitNofile => R::RLIMIT_NOFILE,
+        PosixRlimitType::RlimitMemlock => R::RLIMIT_MEMLOCK,
+        PosixRlimitType::RlimitAs => R::RLIMIT_AS,
+        PosixRlimitType::RlimitLocks => R::RLIMIT_LOCKS,
+        PosixRlimitType::RlimitSigpending => R::RLIMIT_SIGPENDING,
+        PosixRlimitType::RlimitMsgqueue => R::RLIMIT_MSGQUEUE,
+        PosixRlimitType::RlimitNice => R::RLIMIT_NICE,
+        PosixRlimitType::RlimitRtprio => R::RLIMIT_RTPRIO,
+        PosixRlimitType::RlimitRttime => R::RLIMIT_RTTIME,
+    }
+}
+
+/// Switch to the process's user and apply its capability sets, in the order that keeps the
+/// capabilities we need until they are set (capabilities(7), "Effect of user ID changes"):
+/// bounding set first (dropping needs CAP_SETPCAP), then keep-caps across setresuid, then
+/// effective/permitted/inheritable, ambient last (it must be a subset of permitted∩inheritable).
+fn switch_user(process: &Process, in_userns: bool) -> Result<(), ProcessError> {
+    let user = process.user();
+    let caps = process.capabilities().as_ref();
+    if let Some(c) = caps {
+        let bounding = cap_set(c.bounding().as_ref())?;
+        for cap in caps::runtime::thread_all_supported() {
+            if !bounding.contains(&cap) {
+                caps::drop(None, CapSet::Bounding, cap).map_err(|e| ProcessError::Caps {
+                    op: "drop from bounding set",
+                    detail: e.to_string(),
+                })?;
+            }
+        }
+    }
+    nix::sys::prctl::set_keepcaps(true).map_err(errno("set keep-caps"))?;
+    let gids: Vec<Gid> = user
+        .additional_gids()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
+    // In a user namespace whose setgroups is denied only an empty list is not an error to skip.
+    if let Err(e) = nix::unistd::setgroups(&gids) {
+        if !(in_userns && gids.is_empty()) {
+            return Err(ProcessError::Sys {
+                op: "setgroups",
+                source: e.into(),
+            });
+        }
+    }
+    let (uid, gid) = (Uid::from_raw(user.uid()), Gid::from_raw(user.gid()));
+    nix::unistd::setresgid(gid, gid, gid).map_err(|e| ProcessError::User {
+        what: "gid",
+        id: user.gid(),
+        source: e.into(),
+    })?;
+    nix::unistd::setresuid(uid, uid, uid).map_err(|e| ProcessError::User {
+        what: "uid",
+        id: user.uid(),
+        source: e.into(),
+    })?;
+    nix::sys::prctl::set_keepcaps(false).map_err(errno("clear keep-caps"))?;
+    if let Some(c) = caps {
+        apply_caps(c)?;
+    } else if user.uid() != 0 {
+        // Without a capabilities section an unprivileged user gets none (execve would clear
+        // them anyway; keep-caps must not leave any in permitted).
+        for set in [
+            CapSet::Effective,
+            CapSet::Permitted,
+            CapSet::Inheritable,
+            CapSet::Ambient,
+        ] {
+            caps::clear(None, set).map_err(|e| ProcessError::Caps {
+                op: "clear",
+                detail: e.to_string(),
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn apply_caps(c: &LinuxCapabilities) -> Result<(), ProcessError> {
+    let set = |which: CapSet, caps: &CapsHashSet, op: &'static str| {
+        caps::set(None, which, caps).map_err(|e| ProcessError::Caps {
+            op,
+            detail: e.to_string(),
+        })
+    };
+    let effective = cap_set(c.effective().as_ref())?;
+    let permitted = cap_set(c.permitted().as_ref())?;
+    let inheritable = cap_set(c.inheritable().as_ref())?;
+    let ambient = cap_set(c.ambient().as_ref())?;
+    // Inheritable may only grow with CAP_SETPCAP in effective, and permitted may only shrink
+    // to a superset of effective (capset(2)): so raise effective to the current permitted set,
+    // write inheritable, narrow effective, then narrow permitted.
+    if !effective.is_subset(&permitted) {
+        return Err(ProcessError::Caps {
+            op: "check",
+            detail: "effective capabilities must be a subset of permitted".into(),
+        });
+    }
+    let current = caps::read(None, CapSet::Permitted).map_err(|e| ProcessError::Caps {
+        op: "read permitted set",
+        detail: e.to_string(),
+    })?;
+    set(CapSet::Effective, &current, "raise effective set")?;
+    set(CapSet::Inheritable, &inheritable, "set inheritable set")?;
+    set(CapSet::Effective, &effective, "set effective set")?;
+    set(CapSet::Permitted, &permitted, "set permitted set")?;
+    if !ambient.is_empty() {
+        set(CapSet::Ambient, &ambient, "set ambient set")?;
+    }
+    Ok(())
+}
+
+/// Spec capabilities as the caps crate's type, leaving out those the running kernel does not know
+/// (runc does the same, so a newer spec works on an older kernel).
+fn cap_set(list: Option<&oci_spec::runtime::Capabilities>) -> Result<CapsHashSet, ProcessError> {
+    let supported = caps::runtime::thread_all_supported();
+    let mut out = CapsHashSet::new();
+    for cap in list.into_iter().flatten() {
+        let name = format!("CAP_{cap}");
+        let parsed: Capability = name.parse().map_err(|_| ProcessError::Caps {
+            op: "parse",
+            detail: format!("unknown capability {name:?}"),
+        })?;
+        if supported.contains(&parsed) {
+            out.insert(parsed);
+        } else {
+            tracing::debug!(capability = %name, "not supported by the running kernel, ignored");
+        }
+    }
+    Ok(out)
+}
+
+/// The process's environment, with HOME added from the container's /etc/passwd if missing
+/// (runc does the same; many programs need HOME).
+fn environment(process: &Process) -> Vec<String> {
+    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        let uid = process.user().uid();
+        let home = std::fs::read_to_string("/etc/passwd")
+            .ok()
+            .and_then(|p| {
+                p.lines().find_map(|l| {
+                    let f: Vec<&str> = l.split(':').collect();
+                    (f.len() >= 6 && f[2].parse() == Ok(uid)).then(|| f[5].to_string())
+                })
+            })
+            .unwrap_or_else(|| "/".to_string());
+        env.push(format!("HOME={home}"));
+    }
+    env
+}
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Resolve `arg0` as execvp(3) would, with the container's PATH, in the container's root.
+fn lookup(arg0: &str, env: &[String]) -> Result<CString, ProcessError> {
+    let executable = |p: &Path| {
+        nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok()
+            && std::fs::metadata(p).map(|m| m.is_file()).unwrap_or(false)
+    };
+    if arg0.contains('/') {
+        let p = PathBuf::from(arg0);
+        return match std::fs::metadata(&p) {
+            Ok(m) if m.is_dir() => Err(ProcessError::NotExecutable {
+                path: arg0.to_string(),
+                reason: "is a directory".into(),
+            }),
+            Ok(_) if !executable(&p) => Err(ProcessError::NotExecutable {
+                path: arg0.to_string(),
+                reason: "permission denied".into(),
+            }),
+            Ok(_) => cstring(arg0),
+            Err(e) => Err(ProcessError::NotExecutable {
+                path: arg0.to_string(),
+                reason: e.to_string(),
+            }),
+        };
+    }
+    let path = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
+    for dir in path.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let candidate = Path::new(dir).join(arg0);
+        if executable(&candidate) {
+            return CString::new(candidate.as_os_str().as_bytes())
+                .map_err(|_| ProcessError::Nul(arg0.to_string()));
+        }
+    }
+    Err(ProcessError::NotFound(arg0.to_string()))
+}

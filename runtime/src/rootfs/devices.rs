@@ -1,0 +1,199 @@
+//! Device nodes and the standard `/dev` symlinks (config-linux.md, "Default Devices").
+
+use std::fs::Permissions;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::AtFlags;
+use nix::unistd::{Gid, Uid};
+use oci_spec::runtime::LinuxDeviceType;
+use pathrs::{InodeType, Root};
+
+use super::{RootfsConfig, RootfsError};
+use crate::sys;
+
+/// A device node to create in the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Device {
+    path: PathBuf,
+    kind: LinuxDeviceType,
+    major: u64,
+    minor: u64,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+}
+
+/// The devices every container gets (runtime spec, "Default Devices").
+const DEFAULT_DEVICES: &[(&str, u64, u64)] = &[
+    ("/dev/null", 1, 3),
+    ("/dev/zero", 1, 5),
+    ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8),
+    ("/dev/urandom", 1, 9),
+    ("/dev/tty", 5, 0),
+];
+
+/// Symlinks every container gets (runc's set; `/dev/core` only where `/proc/kcore` exists).
+const DEFAULT_SYMLINKS: &[(&str, &str)] = &[
+    ("/dev/fd", "/proc/self/fd"),
+    ("/dev/stdin", "/proc/self/fd/0"),
+    ("/dev/stdout", "/proc/self/fd/1"),
+    ("/dev/stderr", "/proc/self/fd/2"),
+];
+
+/// Create the default devices, `linux.devices`, the `/dev` symlinks and `/dev/ptmx`. Skipped when
+/// `/dev` is bind-mounted from the host: then the host's nodes are what the user asked for.
+pub fn setup_devices(cfg: &RootfsConfig<'_>, root: &Root) -> Result<(), RootfsError> {
+    let mounts = cfg.spec.mounts().as_deref().unwrap_or_default();
+    let dev_is_bind = mounts.iter().any(|m| {
+        m.destination() == Path::new("/dev")
+            && (m.typ().as_deref() == Some("bind")
+                || m.options()
+                    .as_deref()
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|o| o == "bind" || o == "rbind"))
+    });
+    if dev_is_bind {
+        return Ok(());
+    }
+    for (index, dev) in devices(cfg)?.iter().enumerate() {
+        create_device(root, dev, cfg.userns).map_err(|reason| RootfsError::Device {
+            index,
+            path: dev.path.clone(),
+            reason,
+        })?;
+    }
+    let mut links: Vec<(&str, &str)> = DEFAULT_SYMLINKS.to_vec();
+    if Path::new("/proc/kcore").exists() {
+        links.push(("/dev/core", "/proc/kcore"));
+    }
+    // /dev/ptmx points into the container's own devpts instance (devpts(4), "newinstance").
+    if mounts
+        .iter()
+        .any(|m| m.destination() == Path::new("/dev/pts") && m.typ().as_deref() == Some("devpts"))
+    {
+        let _ = root.remove_file("/dev/ptmx");
+        links.push(("/dev/ptmx", "pts/ptmx"));
+    }
+    for (link, target) in links {
+        match root.create(link, &InodeType::Symlink(target.into())) {
+            Ok(()) => {}
+            Err(e) if super::errno(&e) == Some(libc::EEXIST) => {}
+            Err(source) => {
+                return Err(RootfsError::Resolve {
+                    op: "create symlink",
+                    path: link.into(),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Defaults merged with `linux.devices` (an entry for the same path replaces the default).
+fn devices(cfg: &RootfsConfig<'_>) -> Result<Vec<Device>, RootfsError> {
+    let mut out: Vec<Device> = DEFAULT_DEVICES
+        .iter()
+        .map(|&(path, major, minor)| Device {
+            path: path.into(),
+            kind: LinuxDeviceType::C,
+            major,
+            minor,
+            mode: 0o666,
+            uid: 0,
+            gid: 0,
+        })
+        .collect();
+    let spec_devices = cfg
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().as_deref())
+        .unwrap_or_default();
+    for (index, d) in spec_devices.iter().enumerate() {
+        let bad = |reason: &str| RootfsError::Device {
+            index,
+            path: d.path().clone(),
+            reason: reason.into(),
+        };
+        if !d.path().is_absolute() {
+            return Err(bad("path must be absolute"));
+        }
+        if d.major() < 0 || d.minor() < 0 {
+            return Err(bad("major and minor must not be negative"));
+        }
+        if matches!(d.typ(), LinuxDeviceType::A) {
+            return Err(bad("type \"a\" is only valid in cgroup device rules"));
+        }
+        let dev = Device {
+            path: d.path().clone(),
+            kind: d.typ(),
+            major: d.major() as u64,
+            minor: d.minor() as u64,
+            mode: d.file_mode().unwrap_or(0o666) & 0o7777,
+            uid: d.uid().unwrap_or(0),
+            gid: d.gid().unwrap_or(0),
+        };
+        out.retain(|o| o.path != dev.path);
+        out.push(dev);
+    }
+    Ok(out)
+}
+
+fn create_device(root: &Root, dev: &Device, userns: bool) -> Result<(), String> {
+    if let Some(parent) = dev.path.parent() {
+        root.mkdir_all(parent, &Permissions::from_mode(0o755))
+            .map_err(|e| format!("create parent: {e}"))?;
+    }
+    // Whatever the image has at this path goes: a symlink planted at /dev/null must never be
+    // followed (CVE-2025-31133), and pathrs removes the link itself, never its target.
+    match root.remove_file(&dev.path) {
+        Ok(()) => {}
+        Err(e) if super::errno(&e) == Some(libc::ENOENT) => {}
+        Err(e) => return Err(format!("remove existing entry: {e}")),
+    }
+    if userns {
+        // mknod is not allowed in a user namespace: bind the host's node onto an empty file.
+        let host = std::ffi::CString::new(dev.path.as_os_str().as_encoded_bytes())
+            .map_err(|e| e.to_string())?;
+        let file = root
+            .create_file(
+                &dev.path,
+                pathrs::flags::OpenFlags::O_CREAT | pathrs::flags::OpenFlags::O_EXCL,
+                &Permissions::from_mode(0),
+            )
+            .map_err(|e| format!("create bind target: {e}"))?;
+        let tree = sys::open_tree_clone(&host, false)
+            .map_err(|e| format!("clone host device {:?}: {e}", dev.path))?;
+        return sys::move_mount(tree.as_fd(), file.as_fd())
+            .map_err(|e| format!("bind host device: {e}"));
+    }
+    let perm = Permissions::from_mode(dev.mode);
+    let rdev = libc::makedev(dev.major as u32, dev.minor as u32);
+    let inode = match dev.kind {
+        LinuxDeviceType::B => InodeType::BlockDevice(perm, rdev),
+        LinuxDeviceType::P => InodeType::Fifo(perm),
+        _ => InodeType::CharacterDevice(perm, rdev),
+    };
+    root.create(&dev.path, &inode)
+        .map_err(|e| format!("mknod: {e}"))?;
+    if dev.uid != 0 || dev.gid != 0 {
+        let fd: OwnedFd = root
+            .resolve_nofollow(&dev.path)
+            .map_err(|e| format!("reopen: {e}"))?
+            .into();
+        nix::unistd::fchownat(
+            &fd,
+            "",
+            Some(Uid::from_raw(dev.uid)),
+            Some(Gid::from_raw(dev.gid)),
+            AtFlags::AT_EMPTY_PATH,
+        )
+        .map_err(|e| format!("chown: {e}"))?;
+    }
+    Ok(())
+}
