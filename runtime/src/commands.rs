@@ -61,7 +61,7 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
                 keep: *keep,
                 no_subreaper: *no_subreaper,
             };
-            return Ok(container::run(&opts).with_context(|| format!("run container {id}"))?);
+            return container::run(&opts).with_context(|| format!("run container {id}"));
         }
         Command::List { format, quiet } => list(cli, *format, *quiet)?,
         Command::Spec { bundle, rootless } => {

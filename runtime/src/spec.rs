@@ -211,7 +211,10 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
         if !has_ns(ns) {
             return Err(invalid(
                 format!("linux.sysctl[{key:?}]"),
-                format!("needs a private {} namespace, which the configuration does not have", type_name(ns)),
+                format!(
+                    "needs a private {} namespace, which the configuration does not have",
+                    type_name(ns)
+                ),
             ));
         }
     }

@@ -6,8 +6,10 @@ use serde_json::{Value, json};
 /// mapping the caller to root, `/sys` bound instead of mounted, no cgroup namespace or resources.
 pub fn default_spec(rootless: bool) -> Value {
     let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+    // 1.0.2 rather than the newest version: older peers (crun 1.8) refuse bundles newer than
+    // 1.0.x, and nothing in the default configuration needs a later version.
     let mut spec = json!({
-        "ociVersion": "1.2.0",
+        "ociVersion": "1.0.2",
         "process": {
             "terminal": true,
             "user": {"uid": 0, "gid": 0},

@@ -307,9 +307,10 @@ fn rlimit_resource(t: PosixRlimitType) -> nix::sys::resource::Resource {
 fn switch_user(process: &Process, in_userns: bool) -> Result<(), ProcessError> {
     let user = process.user();
     let caps = process.capabilities().as_ref();
+    let supported = supported_caps();
     if let Some(c) = caps {
-        let bounding = cap_set(c.bounding().as_ref())?;
-        for cap in caps::runtime::thread_all_supported() {
+        let bounding = cap_set(c.bounding().as_ref(), &supported)?;
+        for cap in supported.iter().copied() {
             if !bounding.contains(&cap) {
                 caps::drop(None, CapSet::Bounding, cap).map_err(|e| ProcessError::Caps {
                     op: "drop from bounding set",
@@ -348,7 +349,7 @@ fn switch_user(process: &Process, in_userns: bool) -> Result<(), ProcessError> {
     })?;
     nix::sys::prctl::set_keepcaps(false).map_err(errno("clear keep-caps"))?;
     if let Some(c) = caps {
-        apply_caps(c)?;
+        apply_caps(c, &supported)?;
     } else if user.uid() != 0 {
         // Without a capabilities section an unprivileged user gets none (execve would clear
         // them anyway; keep-caps must not leave any in permitted).
@@ -367,17 +368,17 @@ fn switch_user(process: &Process, in_userns: bool) -> Result<(), ProcessError> {
     Ok(())
 }
 
-fn apply_caps(c: &LinuxCapabilities) -> Result<(), ProcessError> {
+fn apply_caps(c: &LinuxCapabilities, supported: &CapsHashSet) -> Result<(), ProcessError> {
     let set = |which: CapSet, caps: &CapsHashSet, op: &'static str| {
         caps::set(None, which, caps).map_err(|e| ProcessError::Caps {
             op,
             detail: e.to_string(),
         })
     };
-    let effective = cap_set(c.effective().as_ref())?;
-    let permitted = cap_set(c.permitted().as_ref())?;
-    let inheritable = cap_set(c.inheritable().as_ref())?;
-    let ambient = cap_set(c.ambient().as_ref())?;
+    let effective = cap_set(c.effective().as_ref(), supported)?;
+    let permitted = cap_set(c.permitted().as_ref(), supported)?;
+    let inheritable = cap_set(c.inheritable().as_ref(), supported)?;
+    let ambient = cap_set(c.ambient().as_ref(), supported)?;
     // Inheritable may only grow with CAP_SETPCAP in effective, and permitted may only shrink
     // to a superset of effective (capset(2)): so raise effective to the current permitted set,
     // write inheritable, narrow effective, then narrow permitted.
@@ -401,10 +402,27 @@ fn apply_caps(c: &LinuxCapabilities) -> Result<(), ProcessError> {
     Ok(())
 }
 
+/// The capabilities the running kernel knows: every one up to `cap_last_cap` (one read, where
+/// probing would cost a prctl per capability).
+fn supported_caps() -> CapsHashSet {
+    match std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse::<u8>().ok())
+    {
+        Some(last) => caps::all()
+            .into_iter()
+            .filter(|c| c.index() <= last)
+            .collect(),
+        None => caps::runtime::thread_all_supported(),
+    }
+}
+
 /// Spec capabilities as the caps crate's type, leaving out those the running kernel does not know
 /// (runc does the same, so a newer spec works on an older kernel).
-fn cap_set(list: Option<&oci_spec::runtime::Capabilities>) -> Result<CapsHashSet, ProcessError> {
-    let supported = caps::runtime::thread_all_supported();
+fn cap_set(
+    list: Option<&oci_spec::runtime::Capabilities>,
+    supported: &CapsHashSet,
+) -> Result<CapsHashSet, ProcessError> {
     let mut out = CapsHashSet::new();
     for cap in list.into_iter().flatten() {
         let name = format!("CAP_{cap}");

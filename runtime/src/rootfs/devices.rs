@@ -1,14 +1,13 @@
 //! Device nodes and the standard `/dev` symlinks (config-linux.md, "Default Devices").
 
-use std::fs::Permissions;
-use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::AtFlags;
+use nix::sys::stat::{Mode, SFlag, mknodat};
 use nix::unistd::{Gid, Uid};
 use oci_spec::runtime::LinuxDeviceType;
-use pathrs::{InodeType, Root};
+use pathrs::Root;
 
 use super::{RootfsConfig, RootfsError};
 use crate::sys;
@@ -71,24 +70,32 @@ pub fn setup_devices(cfg: &RootfsConfig<'_>, root: &Root) -> Result<(), RootfsEr
         links.push(("/dev/core", "/proc/kcore"));
     }
     // /dev/ptmx points into the container's own devpts instance (devpts(4), "newinstance").
-    if mounts
+    let devpts = mounts
         .iter()
-        .any(|m| m.destination() == Path::new("/dev/pts") && m.typ().as_deref() == Some("devpts"))
-    {
-        let _ = root.remove_file("/dev/ptmx");
+        .any(|m| m.destination() == Path::new("/dev/pts") && m.typ().as_deref() == Some("devpts"));
+    if devpts {
         links.push(("/dev/ptmx", "pts/ptmx"));
     }
     for (link, target) in links {
-        match root.create(link, &InodeType::Symlink(target.into())) {
-            Ok(()) => {}
-            Err(e) if super::errno(&e) == Some(libc::EEXIST) => {}
-            Err(source) => {
-                return Err(RootfsError::Resolve {
-                    op: "create symlink",
-                    path: link.into(),
-                    source,
-                });
+        let link = Path::new(link);
+        let err = |e: nix::errno::Errno| RootfsError::Path {
+            op: "create symlink",
+            path: link.to_path_buf(),
+            source: e.into(),
+        };
+        let (Some(parent), Some(name)) = (link.parent(), link.file_name()) else {
+            continue;
+        };
+        let dir = super::ensure_dir(root.as_fd(), parent).map_err(err)?;
+        if name == "ptmx" {
+            match nix::unistd::unlinkat(&dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir) {
+                Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
+                Err(e) => return Err(err(e)),
             }
+        }
+        match nix::unistd::symlinkat(target, &dir, name) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(err(e)),
         }
     }
     Ok(())
@@ -145,53 +152,52 @@ fn devices(cfg: &RootfsConfig<'_>) -> Result<Vec<Device>, RootfsError> {
 }
 
 fn create_device(root: &Root, dev: &Device, userns: bool) -> Result<(), String> {
-    if let Some(parent) = dev.path.parent() {
-        root.mkdir_all(parent, &Permissions::from_mode(0o755))
-            .map_err(|e| format!("create parent: {e}"))?;
-    }
-    // Whatever the image has at this path goes: a symlink planted at /dev/null must never be
-    // followed (CVE-2025-31133), and pathrs removes the link itself, never its target.
-    match root.remove_file(&dev.path) {
-        Ok(()) => {}
-        Err(e) if super::errno(&e) == Some(libc::ENOENT) => {}
+    let (Some(parent), Some(name)) = (dev.path.parent(), dev.path.file_name()) else {
+        return Err("path has no file name".into());
+    };
+    // The parent, resolved in the rootfs; every later step is relative to it, so a symlink in
+    // the image cannot move the node elsewhere (CVE-2026-41579: /dev as a symlink to a host path).
+    let dir = super::ensure_dir(root.as_fd(), parent).map_err(|e| format!("open parent: {e}"))?;
+    // Whatever the image has at this name goes: a symlink planted at /dev/null must never be
+    // followed (CVE-2025-31133); unlinkat removes the link itself, never its target.
+    match nix::unistd::unlinkat(&dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir) {
+        Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
         Err(e) => return Err(format!("remove existing entry: {e}")),
     }
     if userns {
         // mknod is not allowed in a user namespace: bind the host's node onto an empty file.
         let host = std::ffi::CString::new(dev.path.as_os_str().as_encoded_bytes())
             .map_err(|e| e.to_string())?;
-        let file = root
-            .create_file(
-                &dev.path,
-                pathrs::flags::OpenFlags::O_CREAT | pathrs::flags::OpenFlags::O_EXCL,
-                &Permissions::from_mode(0),
-            )
-            .map_err(|e| format!("create bind target: {e}"))?;
+        let file = nix::fcntl::openat(
+            &dir,
+            name,
+            nix::fcntl::OFlag::O_CREAT
+                | nix::fcntl::OFlag::O_EXCL
+                | nix::fcntl::OFlag::O_NOFOLLOW
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| format!("create bind target: {e}"))?;
         let tree = sys::open_tree_clone(&host, false)
             .map_err(|e| format!("clone host device {:?}: {e}", dev.path))?;
         return sys::move_mount(tree.as_fd(), file.as_fd())
             .map_err(|e| format!("bind host device: {e}"));
     }
-    let perm = Permissions::from_mode(dev.mode);
-    let rdev = libc::makedev(dev.major as u32, dev.minor as u32);
-    let inode = match dev.kind {
-        LinuxDeviceType::B => InodeType::BlockDevice(perm, rdev),
-        LinuxDeviceType::P => InodeType::Fifo(perm),
-        _ => InodeType::CharacterDevice(perm, rdev),
+    let kind = match dev.kind {
+        LinuxDeviceType::B => SFlag::S_IFBLK,
+        LinuxDeviceType::P => SFlag::S_IFIFO,
+        _ => SFlag::S_IFCHR,
     };
-    root.create(&dev.path, &inode)
+    let rdev = libc::makedev(dev.major as u32, dev.minor as u32);
+    mknodat(&dir, name, kind, Mode::from_bits_truncate(dev.mode), rdev)
         .map_err(|e| format!("mknod: {e}"))?;
     if dev.uid != 0 || dev.gid != 0 {
-        let fd: OwnedFd = root
-            .resolve_nofollow(&dev.path)
-            .map_err(|e| format!("reopen: {e}"))?
-            .into();
         nix::unistd::fchownat(
-            &fd,
-            "",
+            &dir,
+            name,
             Some(Uid::from_raw(dev.uid)),
             Some(Gid::from_raw(dev.gid)),
-            AtFlags::AT_EMPTY_PATH,
+            AtFlags::AT_SYMLINK_NOFOLLOW,
         )
         .map_err(|e| format!("chown: {e}"))?;
     }

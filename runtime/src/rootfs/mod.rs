@@ -93,10 +93,88 @@ fn resolve_err(
     move |source| RootfsError::Resolve { op, path, source }
 }
 
-/// The errno behind a pathrs error, if it came from a system call.
-fn errno(e: &pathrs::error::Error) -> Option<i32> {
-    match e.kind() {
-        pathrs::error::ErrorKind::OsError(n) => n,
-        _ => None,
+/// Open `path` inside the rootfs as an `O_PATH` descriptor with `openat2(RESOLVE_IN_ROOT)`: the
+/// kernel resolves `..` and symlinks as if the rootfs were `/`, so the result is always inside it,
+/// and magic links (`/proc/self/fd/…`) are refused. One system call for the common case of a
+/// path that already exists; pathrs does the creating when it does not.
+fn open_in_root(
+    root: std::os::fd::BorrowedFd<'_>,
+    path: &Path,
+    nofollow: bool,
+) -> nix::Result<std::os::fd::OwnedFd> {
+    use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+    let mut flags = OFlag::O_PATH | OFlag::O_CLOEXEC;
+    if nofollow {
+        flags |= OFlag::O_NOFOLLOW;
     }
+    let how = OpenHow::new()
+        .flags(flags)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    nix::fcntl::openat2(root, path, how)
+}
+
+/// Open one component `name` below the directory `dir`, refusing any symlink (a component
+/// swapped for a symlink after we created it must not be followed).
+fn open_beneath(
+    dir: std::os::fd::BorrowedFd<'_>,
+    name: &std::ffi::OsStr,
+) -> nix::Result<std::os::fd::OwnedFd> {
+    use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+        .resolve(
+            ResolveFlag::RESOLVE_BENEATH
+                | ResolveFlag::RESOLVE_NO_SYMLINKS
+                | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+        );
+    nix::fcntl::openat2(dir, Path::new(name), how)
+}
+
+/// `mkdir -p` inside the rootfs: existing components are resolved in the root, missing ones are
+/// created with `mkdirat` under their parent's descriptor and opened without following symlinks.
+fn ensure_dir(root: std::os::fd::BorrowedFd<'_>, path: &Path) -> nix::Result<std::os::fd::OwnedFd> {
+    match open_in_root(root, path, false) {
+        Err(nix::errno::Errno::ENOENT) => {}
+        other => return other,
+    }
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(nix::errno::Errno::EINVAL);
+    };
+    let parent = ensure_dir(root, parent)?;
+    match nix::sys::stat::mkdirat(
+        &parent,
+        name,
+        nix::sys::stat::Mode::from_bits_truncate(0o755),
+    ) {
+        Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+        Err(e) => return Err(e),
+    }
+    open_beneath(std::os::fd::AsFd::as_fd(&parent), name)
+}
+
+/// Create (if missing) an empty regular file inside the rootfs, without following a symlink at
+/// its name, and return an `O_PATH` descriptor of it.
+fn ensure_file(
+    root: std::os::fd::BorrowedFd<'_>,
+    path: &Path,
+) -> nix::Result<std::os::fd::OwnedFd> {
+    match open_in_root(root, path, false) {
+        Err(nix::errno::Errno::ENOENT) => {}
+        other => return other,
+    }
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(nix::errno::Errno::EINVAL);
+    };
+    let parent = ensure_dir(root, parent)?;
+    use nix::fcntl::OFlag;
+    match nix::fcntl::openat(
+        &parent,
+        name,
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    ) {
+        Ok(_) | Err(nix::errno::Errno::EEXIST) => {}
+        Err(e) => return Err(e),
+    }
+    open_beneath(std::os::fd::AsFd::as_fd(&parent), name)
 }

@@ -1,16 +1,13 @@
 //! Propagation of `/`, the rootfs bind, and the spec's `mounts[]` in order.
 
 use std::ffi::CString;
-use std::fs::Permissions;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::mount::MsFlags;
 use oci_spec::runtime::Mount;
 use pathrs::Root;
-use pathrs::flags::OpenFlags;
 
 use super::options::{self, MountOptions};
 use super::{RootfsConfig, RootfsError, path_err, resolve_err};
@@ -217,7 +214,7 @@ fn set_attrs(mnt: &OwnedFd, opts: &MountOptions) -> std::io::Result<()> {
 fn set_propagation(mnt: &OwnedFd, opts: &MountOptions) -> std::io::Result<()> {
     for p in &opts.propagation {
         let attr = MountAttr {
-            propagation: p.flag.bits() as u64,
+            propagation: p.flag.bits(),
             ..Default::default()
         };
         sys::mount_setattr(mnt.as_fd(), p.recursive, &attr)?;
@@ -228,36 +225,19 @@ fn set_propagation(mnt: &OwnedFd, opts: &MountOptions) -> std::io::Result<()> {
 /// Create (if needed) and open the mount point inside the rootfs: a directory, or an empty file
 /// when a file is bound.
 fn make_target(root: &Root, dest: &Path, dir: bool) -> std::io::Result<OwnedFd> {
-    let to_io = |e: pathrs::error::Error| std::io::Error::other(e.to_string());
-    if dir {
-        return root
-            .mkdir_all(dest, &Permissions::from_mode(0o755))
-            .map(OwnedFd::from)
-            .map_err(to_io);
-    }
-    if let Ok(handle) = root.resolve(dest) {
-        return Ok(handle.into());
-    }
-    if let Some(parent) = dest.parent() {
-        root.mkdir_all(parent, &Permissions::from_mode(0o755))
-            .map_err(to_io)?;
-    }
-    let file = root
-        .create_file(
-            dest,
-            OpenFlags::O_CREAT | OpenFlags::O_RDONLY | OpenFlags::O_NOFOLLOW,
-            &Permissions::from_mode(0o644),
-        )
-        .map_err(to_io)?;
-    Ok(file.into())
+    let made = if dir {
+        super::ensure_dir(root.as_fd(), dest)
+    } else {
+        super::ensure_file(root.as_fd(), dest)
+    };
+    made.map_err(std::io::Error::from)
 }
 
 /// proc and sysfs must be mounted on a real directory, never through a symlink
 /// (CVE-2023-27561: a `/proc` symlink in the image redirected the mount and the masking).
 fn check_ordinary_dir(root: &Root, dest: &Path) -> Result<(), String> {
-    match root.resolve_nofollow(dest) {
-        Ok(handle) => {
-            let fd: OwnedFd = handle.into();
+    match super::open_in_root(root.as_fd(), dest, true) {
+        Ok(fd) => {
             let st =
                 nix::sys::stat::fstat(&fd).map_err(|e| format!("cannot stat {dest:?}: {e}"))?;
             if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
