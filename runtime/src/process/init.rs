@@ -145,6 +145,7 @@ fn setup(
     // 8. Enter the rootfs.
     rootfs::pivot_root(cfg.rootfs, cfg.no_pivot)?;
     rootfs::finish(spec)?;
+    rootfs::mask_paths(spec)?;
 
     // 9. The terminal, created inside the container so that it belongs to its devpts.
     if process.terminal().unwrap_or(false) {

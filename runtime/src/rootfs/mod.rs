@@ -16,7 +16,7 @@ use oci_spec::runtime::Spec;
 
 pub use devices::setup_devices;
 pub use mounts::{mount_all, prepare_root};
-pub use pivot::{finish, pivot_root};
+pub use pivot::{finish, mask_paths, pivot_root};
 
 /// Why the root filesystem could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +59,8 @@ pub enum RootfsError {
         path: PathBuf,
         reason: String,
     },
+    #[error("/dev/null in the container is not the null device (1:3): refusing to mask with it")]
+    FakeDevNull,
     #[error("linux.sysctl[{key:?}]: cannot write {value:?}")]
     Sysctl {
         key: String,

@@ -9,7 +9,9 @@ use pathrs::flags::OpenFlags;
 use pathrs::procfs::{ProcfsBase, ProcfsHandle};
 
 use super::{RootfsError, path_err};
-use crate::sys::{self, MountAttr, mount_api::MOUNT_ATTR_RDONLY};
+use std::os::fd::AsFd;
+
+use crate::sys::{self, MountAttr, mount_api::*};
 
 /// Make `rootfs` the root of the mount namespace.
 ///
@@ -81,7 +83,7 @@ pub fn finish(spec: &Spec) -> Result<(), RootfsError> {
             attr_set: MOUNT_ATTR_RDONLY,
             ..Default::default()
         };
-        sys::mount_setattr(std::os::fd::AsFd::as_fd(&root), false, &attr)
+        sys::mount_setattr(root.as_fd(), false, &attr)
             .map_err(path_err("make read-only", Path::new("/")))?;
     }
     Ok(())
@@ -113,4 +115,86 @@ fn write_sysctls(sysctl: &std::collections::HashMap<String, String>) -> Result<(
         file.write_all(value.as_bytes()).map_err(err)?;
     }
     Ok(())
+}
+
+/// `linux.maskedPaths` and `linux.readonlyPaths`, after pivot_root. Paths that do not exist in
+/// the container are skipped (runc does the same: images differ).
+///
+/// A masked file gets a bind of `/dev/null` taken from a descriptor that was checked to be the
+/// real char device 1:3 — never whatever the path `/dev/null` leads to in the container
+/// (CVE-2025-31133). A masked directory gets an empty read-only tmpfs. A read-only path is bound
+/// onto itself and made read-only, nosuid, nodev and noexec, recursively.
+pub fn mask_paths(spec: &Spec) -> Result<(), RootfsError> {
+    let linux = spec.linux().as_ref();
+    let masked = linux
+        .and_then(|l| l.masked_paths().as_deref())
+        .unwrap_or_default();
+    let readonly = linux
+        .and_then(|l| l.readonly_paths().as_deref())
+        .unwrap_or_default();
+    if masked.is_empty() && readonly.is_empty() {
+        return Ok(());
+    }
+    let root = std::fs::File::open("/").map_err(path_err("open", Path::new("/")))?;
+    let open = |p: &str| match super::open_in_root(root.as_fd(), Path::new(p), false) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(nix::errno::Errno::ENOENT) => Ok(None),
+        Err(e) => Err(path_err("open", Path::new(p))(e.into())),
+    };
+    for p in readonly {
+        let Some(target) = open(p)? else { continue };
+        let err = |op| path_err(op, Path::new(p));
+        let tree =
+            sys::open_tree_clone_fd(target.as_fd()).map_err(err("clone mount of readonly path"))?;
+        let attr = MountAttr {
+            attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+            ..Default::default()
+        };
+        sys::mount_setattr(tree.as_fd(), true, &attr).map_err(err("make path read-only"))?;
+        sys::move_mount(tree.as_fd(), target.as_fd()).map_err(err("bind readonly path"))?;
+    }
+    let mut dev_null = None;
+    for p in masked {
+        let Some(target) = open(p)? else { continue };
+        let err = |op| path_err(op, Path::new(p));
+        let st = nix::sys::stat::fstat(&target).map_err(|e| err("stat masked path")(e.into()))?;
+        let tree = if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+            let fs = sys::fsopen(c"tmpfs").map_err(err("create tmpfs for masked path"))?;
+            sys::fsconfig_set(fs.as_fd(), c"size", Some(c"0")).map_err(err("configure tmpfs"))?;
+            sys::fsconfig_create(fs.as_fd()).map_err(err("create tmpfs"))?;
+            sys::fsmount(
+                fs.as_fd(),
+                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+            )
+            .map_err(err("mount tmpfs"))?
+        } else {
+            if dev_null.is_none() {
+                dev_null = Some(verified_dev_null()?);
+            }
+            let null = dev_null.as_ref().expect("set just above");
+            sys::open_tree_clone_fd(null.as_fd()).map_err(err("clone /dev/null mount"))?
+        };
+        sys::move_mount(tree.as_fd(), target.as_fd()).map_err(err("mask path"))?;
+    }
+    Ok(())
+}
+
+/// `/dev/null`, opened without following a symlink and checked to be char device 1:3.
+fn verified_dev_null() -> Result<std::os::fd::OwnedFd, RootfsError> {
+    use nix::fcntl::OFlag;
+    let path = Path::new("/dev/null");
+    let fd = nix::fcntl::open(
+        path,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| path_err("open", path)(e.into()))?;
+    let st = nix::sys::stat::fstat(&fd).map_err(|e| path_err("stat", path)(e.into()))?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFCHR
+        || libc::major(st.st_rdev) != 1
+        || libc::minor(st.st_rdev) != 3
+    {
+        return Err(RootfsError::FakeDevNull);
+    }
+    Ok(fd)
 }

@@ -1,0 +1,131 @@
+//! Security settings the runtime core applies: capability sets, no_new_privs, masked and
+//! read-only paths (with a verified /dev/null), and a planted /dev/null symlink.
+
+use std::fs;
+
+use serde_json::json;
+use skiff_tests::host::parse_status_field;
+use skiff_tests::{Container, require_root, setup};
+
+/// CAP_KILL (5), CAP_NET_BIND_SERVICE (10) and CAP_AUDIT_WRITE (29): the default spec's sets.
+const DEFAULT_CAPS: &str = "0000000020000420";
+
+#[test]
+fn capability_sets_and_no_new_privs_apply() {
+    require_root();
+    let (rt, mut bundle) = setup();
+    bundle.config_mut(|c| {
+        c["process"]["noNewPrivileges"] = json!(true);
+        c["process"]["capabilities"]["inheritable"] = json!(["CAP_KILL"]);
+        c["process"]["capabilities"]["ambient"] = json!(["CAP_KILL"]);
+    });
+    let status = Container::run_sh(&rt, &mut bundle, "cat /proc/self/status");
+    let field =
+        |f| parse_status_field(&status, f).unwrap_or_else(|| panic!("{f} missing: {status}"));
+    assert_eq!(field("CapBnd"), DEFAULT_CAPS);
+    assert_eq!(field("CapPrm"), DEFAULT_CAPS);
+    assert_eq!(field("CapEff"), DEFAULT_CAPS);
+    assert_eq!(field("CapInh"), "0000000000000020");
+    assert_eq!(field("CapAmb"), "0000000000000020");
+    assert_eq!(field("NoNewPrivs"), "1");
+}
+
+#[test]
+fn non_root_user_without_capabilities_has_none() {
+    require_root();
+    let (rt, mut bundle) = setup();
+    bundle.config_mut(|c| {
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        c["process"]
+            .as_object_mut()
+            .expect("process")
+            .remove("capabilities");
+    });
+    let status = Container::run_sh(&rt, &mut bundle, "cat /proc/self/status");
+    for f in ["CapPrm", "CapEff", "CapInh", "CapAmb"] {
+        assert_eq!(
+            parse_status_field(&status, f).as_deref(),
+            Some("0000000000000000"),
+            "{f}: {status}"
+        );
+    }
+}
+
+#[test]
+fn unknown_capability_is_refused_naming_it() {
+    require_root();
+    let (rt, mut bundle) = setup();
+    bundle.config_mut(|c| {
+        c["process"]["capabilities"]["bounding"] = json!(["CAP_KILL", "CAP_BOGUS"])
+    });
+    let out = Container::run(&rt, &bundle, &[]);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(out.stderr.contains("CAP_BOGUS"), "{}", out.stderr);
+}
+
+#[test]
+fn masked_and_readonly_paths_apply() {
+    require_root();
+    let (rt, mut bundle) = setup();
+    let rootfs = bundle.rootfs();
+    fs::write(rootfs.join("etc/secret"), "top secret\n").expect("secret file");
+    fs::create_dir_all(rootfs.join("etc/secretdir")).expect("secret dir");
+    fs::write(rootfs.join("etc/secretdir/inside"), "hidden\n").expect("file in secret dir");
+    fs::create_dir_all(rootfs.join("data-ro")).expect("readonly dir");
+    bundle.set_readonly_root(false).config_mut(|c| {
+        c["linux"]["maskedPaths"] = json!(["/etc/secret", "/etc/secretdir", "/does/not/exist"]);
+        c["linux"]["readonlyPaths"] = json!(["/data-ro", "/also/missing"]);
+    });
+    let out = Container::run_sh(
+        &rt,
+        &mut bundle,
+        "echo \"secret=[$(cat /etc/secret)]\"; echo \"dir=[$(ls /etc/secretdir)]\"; \
+         touch /etc/secretdir/x 2>/dev/null && echo DIR-WRITABLE; \
+         touch /data-ro/x 2>/dev/null && echo RO-WRITABLE; \
+         echo probe > /etc/secret 2>/dev/null; touch /tmp/ok && echo ROOT-WRITABLE",
+    );
+    assert_eq!(out, "secret=[]\ndir=[]\nROOT-WRITABLE\n", "{out}");
+    // Writing to the masked file went to /dev/null, not into the image.
+    assert_eq!(
+        fs::read_to_string(rootfs.join("etc/secret")).expect("secret"),
+        "top secret\n"
+    );
+    assert!(!rootfs.join("data-ro/x").exists());
+}
+
+/// CVE-2025-31133: an image whose /dev/null is a symlink to a sensitive file must not get that
+/// file bound over its masked paths. The runtime replaces the link with a real node and masks
+/// from a descriptor it verified to be char 1:3.
+#[test]
+fn planted_dev_null_symlink_is_not_used_for_masking() {
+    require_root();
+    let (rt, mut bundle) = setup();
+    let rootfs = bundle.rootfs();
+    let target = rootfs.join("etc/precious");
+    fs::write(&target, "precious\n").expect("target file");
+    fs::create_dir_all(rootfs.join("dev")).expect("dev dir");
+    let _ = fs::remove_file(rootfs.join("dev/null"));
+    std::os::unix::fs::symlink("/etc/precious", rootfs.join("dev/null")).expect("planted symlink");
+    fs::write(rootfs.join("etc/secret"), "top secret\n").expect("secret file");
+    bundle.set_readonly_root(false).config_mut(|c| {
+        // No tmpfs on /dev: the planted link sits where the runtime creates its devices.
+        c["mounts"].as_array_mut().expect("mounts").retain(|m| {
+            m["destination"] != "/dev"
+                && m["destination"] != "/dev/pts"
+                && m["destination"] != "/dev/shm"
+                && m["destination"] != "/dev/mqueue"
+        });
+        c["linux"]["maskedPaths"] = json!(["/etc/secret"]);
+    });
+    let out = Container::run_sh(
+        &rt,
+        &mut bundle,
+        "echo overwritten > /etc/secret; cat /etc/secret; stat -c '%F %t:%T' /dev/null",
+    );
+    assert_eq!(out, "character special file 1:3\n", "{out}");
+    assert_eq!(fs::read_to_string(&target).expect("target"), "precious\n");
+    assert_eq!(
+        fs::read_to_string(rootfs.join("etc/secret")).expect("secret"),
+        "top secret\n"
+    );
+}
