@@ -34,7 +34,7 @@ fn foreground_run_relays_the_terminal_and_exit_code() {
     )
     .expect("nonblock");
     let mut seen = String::new();
-    let mut read_until = |master: &mut std::fs::File, needle: &str, seen: &mut String| {
+    let read_until = |master: &mut std::fs::File, needle: &str, seen: &mut String| {
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut buf = [0u8; 4096];
         while !seen.contains(needle) {
