@@ -336,6 +336,19 @@ impl Drop for RunningCmd {
 }
 
 impl RunningCmd {
+    /// The host pid of the started command (the runtime process itself).
+    pub fn pid(&self) -> Option<u32> {
+        self.spawned.as_ref().map(|s| s.child.id())
+    }
+
+    /// What the command has written to stdout so far.
+    pub fn stdout_so_far(&self) -> String {
+        self.spawned
+            .as_ref()
+            .and_then(|s| fs::read_to_string(&s.stdout_path).ok())
+            .unwrap_or_default()
+    }
+
     /// Waits for the command, killing it and panicking when its timeout passes.
     #[track_caller]
     pub fn wait(self) -> CmdOutput {
