@@ -129,3 +129,18 @@ fn planted_dev_null_symlink_is_not_used_for_masking() {
         "top secret\n"
     );
 }
+
+/// runc's `spec` lists ambient capabilities without an inheritable set; the kernel cannot raise
+/// those, and runc only warns. Such a bundle must run, with an empty ambient set.
+#[test]
+fn ambient_without_inheritable_runs_without_ambient() {
+    require_root();
+    let (rt, mut bundle) = setup();
+    bundle.config_mut(|c| {
+        c["process"]["capabilities"]["ambient"] = json!(["CAP_KILL"]);
+        c["process"]["capabilities"].as_object_mut().expect("caps").remove("inheritable");
+    });
+    let status = Container::run_sh(&rt, &mut bundle, "cat /proc/self/status");
+    assert_eq!(parse_status_field(&status, "CapAmb").as_deref(), Some("0000000000000000"), "{status}");
+    assert_eq!(parse_status_field(&status, "CapEff").as_deref(), Some(DEFAULT_CAPS), "{status}");
+}

@@ -397,8 +397,16 @@ fn apply_caps(c: &LinuxCapabilities, supported: &CapsHashSet) -> Result<(), Proc
     set(CapSet::Inheritable, &inheritable, "set inheritable set")?;
     set(CapSet::Effective, &effective, "set effective set")?;
     set(CapSet::Permitted, &permitted, "set permitted set")?;
-    if !ambient.is_empty() {
-        set(CapSet::Ambient, &ambient, "set ambient set")?;
+    // An ambient capability must also be permitted and inheritable (capabilities(7)). runc's own
+    // `spec` lists ambient capabilities without an inheritable set, and runc only warns when it
+    // cannot raise them; do the same so those bundles run here too.
+    let (raisable, skipped): (CapsHashSet, CapsHashSet) =
+        ambient.into_iter().partition(|c| permitted.contains(c) && inheritable.contains(c));
+    if !skipped.is_empty() {
+        tracing::warn!(capabilities = ?skipped, "ambient capabilities not raised: not in both the permitted and inheritable sets");
+    }
+    if !raisable.is_empty() {
+        set(CapSet::Ambient, &raisable, "set ambient set")?;
     }
     Ok(())
 }

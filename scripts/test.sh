@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly what CI runs (.ci/run): formatting, lints, a release build of
+# the runtime, then every test in the workspace against that binary. Needs root: the runtime
+# and integration tests create namespaces, mounts and cgroups for real (TESTING.md).
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "${SKIFF_REPO}"
+
+require_root "the tests create namespaces, mounts and cgroups"
+scripts/deps.sh
+find_cargo
+
+step() {
+	printf '\n==> %s\n' "$*" >&2
+}
+
+step "cargo fmt --check"
+cargo fmt --version >/dev/null 2>&1 || die "rustfmt missing: rustup component add rustfmt"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --version >/dev/null 2>&1 || die "clippy missing: rustup component add clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "release build of the runtime"
+cargo build --release -p skiff-runtime
+
+# Tests run in parallel (no --test-threads=1); they use unique container ids and cgroup paths.
+step "cargo test (SKIFF_RUNTIME=target/release/skiff)"
+SKIFF_RUNTIME="${SKIFF_REPO}/target/release/skiff" cargo test --workspace
+
+step "all passed"
