@@ -7,7 +7,7 @@
 //! - [`container`] holds the lifecycle verbs (`create`, `start`, `state`, `kill`, `delete`,
 //!   `run`, `list`, `spec`);
 //! - [`process`] is the clone of the container's init and the runtime ⇄ init protocol;
-//! - [`namespaces`], [`rootfs`] and [`hooks`] are what the init sets up;
+//! - [`namespaces`], [`rootfs`], [`hooks`] and [`seccomp`] are what the init sets up;
 //! - [`state`] is the on-disk state under `--root`.
 //!
 //! All `unsafe` code is in the private `sys` module.
@@ -19,6 +19,7 @@ pub mod hooks;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;
+pub mod seccomp;
 pub mod spec;
 pub mod state;
 #[allow(unsafe_code)]

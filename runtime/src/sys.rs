@@ -357,3 +357,38 @@ pub fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     received
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no descriptor in the message"))
 }
+
+/// `seccomp(SECCOMP_SET_MODE_FILTER, flags, &prog)` (seccomp(2)). Unlike seccompiler's
+/// installer it leaves `no_new_privs` alone, so `process.noNewPrivileges: false` is honoured (the
+/// caller then needs CAP_SYS_ADMIN), and it passes every filter flag.
+pub fn seccomp_set_mode_filter(
+    flags: libc::c_ulong,
+    filter: &[seccompiler::sock_filter],
+) -> io::Result<()> {
+    let len =
+        u16::try_from(filter.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let prog = libc::sock_fprog {
+        len,
+        filter: filter.as_ptr().cast::<libc::sock_filter>().cast_mut(),
+    };
+    // SAFETY: `prog` points to a live `sock_fprog` whose pointer and length describe `filter`,
+    // which outlives the call; seccompiler's `sock_filter` is `#[repr(C)]` {u16, u8, u8, u32},
+    // the layout of the kernel's (and libc's) `struct sock_filter`. The kernel copies the program
+    // and keeps no pointer to it.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    match ret {
+        0 => Ok(()),
+        -1 => Err(io::Error::last_os_error()),
+        // With TSYNC, a positive value is the id of a thread that could not be synchronised.
+        tid => Err(io::Error::other(format!(
+            "thread {tid} could not be synchronised (TSYNC)"
+        ))),
+    }
+}

@@ -138,9 +138,91 @@ fn ambient_without_inheritable_runs_without_ambient() {
     let (rt, mut bundle) = setup();
     bundle.config_mut(|c| {
         c["process"]["capabilities"]["ambient"] = json!(["CAP_KILL"]);
-        c["process"]["capabilities"].as_object_mut().expect("caps").remove("inheritable");
+        c["process"]["capabilities"]
+            .as_object_mut()
+            .expect("caps")
+            .remove("inheritable");
     });
     let status = Container::run_sh(&rt, &mut bundle, "cat /proc/self/status");
-    assert_eq!(parse_status_field(&status, "CapAmb").as_deref(), Some("0000000000000000"), "{status}");
-    assert_eq!(parse_status_field(&status, "CapEff").as_deref(), Some(DEFAULT_CAPS), "{status}");
+    assert_eq!(
+        parse_status_field(&status, "CapAmb").as_deref(),
+        Some("0000000000000000"),
+        "{status}"
+    );
+    assert_eq!(
+        parse_status_field(&status, "CapEff").as_deref(),
+        Some(DEFAULT_CAPS),
+        "{status}"
+    );
+}
+
+fn deny_mkdir_profile() -> serde_json::Value {
+    json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]
+    })
+}
+
+#[test]
+fn seccomp_filter_applies_with_and_without_no_new_privs() {
+    require_root();
+    for nnp in [true, false] {
+        let (rt, mut bundle) = setup();
+        bundle.set_readonly_root(false).config_mut(|c| {
+            c["process"]["noNewPrivileges"] = json!(nnp);
+            c["linux"]["seccomp"] = deny_mkdir_profile();
+        });
+        let out = Container::run_sh(
+            &rt,
+            &mut bundle,
+            "mkdir /tmp/blocked 2>&1; touch /tmp/allowed && echo touched; grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status",
+        );
+        assert!(out.contains("Permission denied"), "nnp={nnp}: {out}");
+        assert!(out.contains("touched"), "nnp={nnp}: {out}");
+        assert!(out.contains("Seccomp:\t2"), "nnp={nnp}: {out}");
+        assert!(
+            out.contains(&format!("NoNewPrivs:\t{}", u8::from(nnp))),
+            "nnp={nnp}: {out}"
+        );
+    }
+}
+
+#[test]
+fn seccomp_unknown_syscall_name_is_refused() {
+    require_root();
+    let (rt, mut bundle) = setup();
+    bundle.config_mut(|c| {
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["no_such_syscall_anywhere"], "action": "SCMP_ACT_ERRNO"}]
+        });
+    });
+    let out = Container::run(&rt, &bundle, &[]);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        out.stderr.contains("no_such_syscall_anywhere"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn seccomp_notify_is_refused_not_ignored() {
+    require_root();
+    let (rt, mut bundle) = setup();
+    bundle.config_mut(|c| {
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": "/run/agent.sock",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
+        });
+    });
+    let out = Container::run(&rt, &bundle, &[]);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        out.stderr.to_lowercase().contains("not supported"),
+        "{}",
+        out.stderr
+    );
 }

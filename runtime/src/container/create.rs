@@ -14,7 +14,7 @@ use super::{Error, io_err};
 use crate::hooks::{self, HookKind, HookState};
 use crate::process::{self, InitConfig, InitHandles};
 use crate::state::{self as st, State, StateDir, Status};
-use crate::{namespaces, spec};
+use crate::{namespaces, seccomp, spec};
 
 /// The flags of `create` (and the create half of `run`).
 #[derive(Debug, Clone, Default)]
@@ -118,6 +118,7 @@ fn create_in(
     )
     .map_err(|e| io_err("open", dir.path())(e.into()))?;
 
+    let seccomp = compile_seccomp(spec)?;
     let cfg = InitConfig {
         id: &opts.id,
         spec,
@@ -125,6 +126,7 @@ fn create_in(
         rootfs: &p.rootfs,
         no_pivot: opts.no_pivot,
         preserve_fds: opts.preserve_fds,
+        seccomp: seccomp.as_ref(),
     };
     let hooks = spec.hooks().as_ref();
     let run_hooks = |pid: Pid| {
@@ -162,6 +164,15 @@ fn create_in(
         return Err(e);
     }
     Ok(pid)
+}
+
+/// Compile `linux.seccomp` for the running architecture (pure work, done before the clone).
+fn compile_seccomp(spec: &Spec) -> Result<Option<seccomp::Compiled>, Error> {
+    let Some(profile) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
+        return Ok(None);
+    };
+    let arch = seccomp::Arch::native().ok_or(Error::SeccompArch)?;
+    Ok(Some(seccomp::compile(profile, arch)?))
 }
 
 fn is_init_hook_failure(e: &process::ProcessError) -> bool {

@@ -42,6 +42,10 @@ pub enum Error {
     Process(#[from] ProcessError),
     #[error(transparent)]
     Hook(#[from] HookError),
+    #[error("linux.seccomp: {0}")]
+    Seccomp(#[from] crate::seccomp::SeccompError),
+    #[error("linux.seccomp: this architecture has no seccomp syscall table")]
+    SeccompArch,
     #[error("container not running")]
     NotRunning,
     #[error("cannot start a container that has stopped")]

@@ -160,6 +160,13 @@ fn setup(
     if process.no_new_privileges().unwrap_or(false) {
         nix::sys::prctl::set_no_new_privs().map_err(errno("set no_new_privs"))?;
     }
+    // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN (seccomp(2)): do it while
+    // we still hold it, before the user switch drops capabilities. Every later system call
+    // (setresuid, capset, the fifo, execve) then runs under the filter, as in runc.
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    if let Some(filter) = cfg.seccomp.filter(|_| !nnp) {
+        crate::seccomp::install(filter)?;
+    }
     let cwd = process.cwd();
     switch_user(process, new_user)?;
     nix::unistd::chdir(cwd.as_path()).map_err(|e| ProcessError::Cwd {
@@ -220,6 +227,10 @@ fn setup(
         op: "reset signals",
         source: e,
     })?;
+    // With no_new_privs the filter goes in as late as possible: only execve runs under it here.
+    if let Some(filter) = cfg.seccomp.filter(|_| nnp) {
+        crate::seccomp::install(filter)?;
+    }
     let err = nix::unistd::execve(&exe, &argv, &envp).map_err(std::io::Error::from);
     Err(ProcessError::Exec {
         path: args[0].clone(),
@@ -400,8 +411,9 @@ fn apply_caps(c: &LinuxCapabilities, supported: &CapsHashSet) -> Result<(), Proc
     // An ambient capability must also be permitted and inheritable (capabilities(7)). runc's own
     // `spec` lists ambient capabilities without an inheritable set, and runc only warns when it
     // cannot raise them; do the same so those bundles run here too.
-    let (raisable, skipped): (CapsHashSet, CapsHashSet) =
-        ambient.into_iter().partition(|c| permitted.contains(c) && inheritable.contains(c));
+    let (raisable, skipped): (CapsHashSet, CapsHashSet) = ambient
+        .into_iter()
+        .partition(|c| permitted.contains(c) && inheritable.contains(c));
     if !skipped.is_empty() {
         tracing::warn!(capabilities = ?skipped, "ambient capabilities not raised: not in both the permitted and inheritable sets");
     }

@@ -124,6 +124,8 @@ pub enum ProcessError {
     Rootfs(#[from] RootfsError),
     #[error(transparent)]
     Hook(#[from] HookError),
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
     #[error("container init failed: {0}")]
     Init(String),
     #[error("container init exited before it was ready ({0})")]
@@ -139,6 +141,9 @@ pub struct InitConfig<'a> {
     pub rootfs: &'a Path,
     pub no_pivot: bool,
     pub preserve_fds: i32,
+    /// The compiled `linux.seccomp` filter, if any (compiled before the clone: the init only
+    /// installs it).
+    pub seccomp: Option<&'a crate::seccomp::Compiled>,
 }
 
 /// Descriptors handed to the init.

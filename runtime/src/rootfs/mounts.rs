@@ -128,6 +128,8 @@ fn mount_one(
             .map_err(|_| config_err(format!("source {src:?} does not exist")))?;
         let target =
             make_target(root, dest, meta.is_dir()).map_err(mount_err("create mount point"))?;
+        check_proc_destination(cfg.rootfs, dest, &target, "bind", Some(&src))
+            .map_err(config_err)?;
         let src_c = cstring(src.as_os_str().as_bytes()).map_err(mount_err("source path"))?;
         let tree = sys::open_tree_clone(&src_c, opts.recursive)
             .map_err(mount_err("clone source mount"))?;
@@ -149,6 +151,7 @@ fn mount_one(
         _ => {}
     }
     let target = make_target(root, dest, true).map_err(mount_err("create mount point"))?;
+    check_proc_destination(cfg.rootfs, dest, &target, typ, None).map_err(config_err)?;
     let mnt = match new_fs_mount(typ, &source_str, &opts) {
         Ok(mnt) => mnt,
         // sysfs belongs to the network namespace: a user namespace that does not own one may not
@@ -231,6 +234,79 @@ fn make_target(root: &Root, dest: &Path, dir: bool) -> std::io::Result<OwnedFd> 
         super::ensure_file(root.as_fd(), dest)
     };
     made.map_err(std::io::Error::from)
+}
+
+/// Files under /proc that lxcfs-style tools may bind over (runc allows the same list).
+const PROC_ALLOWED: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/sys/kernel/ns_last_pid",
+];
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
+/// Nothing but a real procfs may be mounted on /proc, and nothing may be mounted inside /proc
+/// except the few files lxcfs replaces or binds of procfs itself. A fake /proc would receive the
+/// runtime's LSM-label and sysctl writes (CVE-2019-16884, CVE-2025-52881); a mount over
+/// `/proc/sys/kernel/core_pattern` and the like would defeat masking.
+///
+/// Both the destination as written and where it actually resolved inside the rootfs are checked,
+/// so a symlink in the image (`/foo -> /proc`) cannot sneak a mount in.
+fn check_proc_destination(
+    rootfs: &Path,
+    dest: &Path,
+    target: &OwnedFd,
+    typ: &str,
+    bind_source: Option<&Path>,
+) -> Result<(), String> {
+    let fd_path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(target));
+    let resolved = std::fs::read_link(fd_path).ok().and_then(|p| {
+        p.strip_prefix(rootfs)
+            .ok()
+            .map(|rest| Path::new("/").join(rest))
+    });
+    let source_is_proc = bind_source.is_some_and(|s| {
+        nix::sys::statfs::statfs(s).is_ok_and(|st| st.filesystem_type().0 == PROC_SUPER_MAGIC)
+    });
+    for path in std::iter::once(clean(dest)).chain(resolved) {
+        if path == Path::new("/proc") {
+            if typ == "proc" || source_is_proc {
+                continue;
+            }
+            return Err(format!(
+                "{} cannot be mounted because it is not of type proc",
+                path.display()
+            ));
+        }
+        let allowed = PROC_ALLOWED.iter().any(|a| path == Path::new(a));
+        if path.starts_with("/proc") && !source_is_proc && !allowed {
+            return Err(format!(
+                "{} cannot be mounted because it is inside /proc",
+                path.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Lexically normalise an absolute path: drop `.`, empty components and resolve `..`.
+fn clean(p: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            std::path::Component::Normal(n) => out.push(n),
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// proc and sysfs must be mounted on a real directory, never through a symlink
@@ -344,6 +420,15 @@ fn host_cgroup_hierarchies(mountinfo: &str) -> Vec<Hierarchy> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clean_paths() {
+        assert_eq!(
+            clean(Path::new("/proc/../proc//sys/./kernel")),
+            PathBuf::from("/proc/sys/kernel")
+        );
+        assert_eq!(clean(Path::new("/../../proc")), PathBuf::from("/proc"));
+    }
 
     #[test]
     fn hybrid_mountinfo() {
