@@ -225,6 +225,14 @@ impl Bundle {
         self.add_mount(destination, "bind", source, &opts)
     }
 
+    /// Bind-mounts host directory `source` at `destination` (`rbind`) without creating the mount
+    /// point first: the runtime resolves and creates it (security tests plant symlinks on the
+    /// way).
+    pub fn bind_dir_raw(&mut self, source: &Path, destination: &str) -> &mut Self {
+        let source = source.to_str().expect("bind sources are UTF-8");
+        self.add_mount(destination, "bind", source, &["rbind"])
+    }
+
     /// Adds (or replaces) a namespace of OCI type `typ` (`pid`, `network`, `mount`, `ipc`,
     /// `uts`, `user`, `cgroup`, `time`), optionally joining the one at `path`.
     pub fn set_namespace(&mut self, typ: &str, path: Option<&str>) -> &mut Self {
