@@ -30,6 +30,7 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
     let _enter = span.enter();
     match command {
         Command::Create { args, id, .. } => {
+            skiff::exe::ensure_protected()?;
             container::create(&create_options(cli, args, id))
                 .with_context(|| format!("create container {id}"))?;
         }
@@ -55,6 +56,7 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
             no_subreaper,
             id,
         } => {
+            skiff::exe::ensure_protected()?;
             let opts = RunOptions {
                 create: create_options(cli, args, id),
                 detach: *detach,

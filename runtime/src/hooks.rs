@@ -109,6 +109,9 @@ fn run_one(kind: HookKind, index: usize, hook: &Hook, input: &[u8]) -> Result<()
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
+    // Its own process group, so that a timeout kills everything the hook started, not just
+    // the hook's first process.
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let mut child = cmd.spawn().map_err(|source| HookError::Spawn {
         kind,
         index,
@@ -138,7 +141,8 @@ fn run_one(kind: HookKind, index: usize, hook: &Hook, input: &[u8]) -> Result<()
         }
         if let Some((secs, at)) = deadline {
             if Instant::now() >= at {
-                let _ = child.kill();
+                let group = nix::unistd::Pid::from_raw(child.id() as i32);
+                let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
                 let _ = child.wait();
                 return Err(HookError::Timeout {
                     kind,
@@ -234,6 +238,23 @@ mod tests {
         let err = run(HookKind::Prestart, &[h], &state()).expect_err("times out");
         assert!(matches!(err, HookError::Timeout { secs: 1, .. }), "{err}");
         assert!(started.elapsed() < Duration::from_secs(10));
+        // The hook's own children (the `sleep`) went with it.
+        assert!(
+            !sleep_30_running(),
+            "a process the hook started survived the timeout"
+        );
+    }
+
+    fn sleep_30_running() -> bool {
+        let cwd = std::env::current_dir().ok();
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == b"sleep\x0030\x00")
+                    && std::fs::read_link(e.path().join("cwd")).ok() == cwd
+            })
     }
 
     #[test]

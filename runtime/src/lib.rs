@@ -8,13 +8,15 @@
 //!   `run`, `list`, `spec`);
 //! - [`process`] is the clone of the container's init and the runtime ⇄ init protocol;
 //! - [`namespaces`], [`rootfs`], [`hooks`] and [`seccomp`] are what the init sets up;
-//! - [`state`] is the on-disk state under `--root`.
+//! - [`state`] is the on-disk state under `--root`;
+//! - [`exe`] protects the runtime's binary on the paths that enter a container (CVE-2019-5736).
 //!
 //! All `unsafe` code is in the private `sys` module.
 
 #![deny(unsafe_code)]
 
 pub mod container;
+pub mod exe;
 pub mod hooks;
 pub mod namespaces;
 pub mod process;

@@ -197,3 +197,57 @@ fn cve_2026_41579_dev_symlink_is_resolved_in_the_rootfs() {
         "the runtime wrote into the host directory: {left:?}"
     );
 }
+
+/// CVE-2019-5736: a process in a container that shares a pid namespace with another
+/// container's init (still the runtime's binary until it execs) holds that binary open, waits
+/// for the init to exec, then reopens it for writing through /proc/self/fd. The runtime under
+/// test is a copy of the binary, so a failure destroys only the copy.
+#[test]
+fn cve_2019_5736_runtime_binary_cannot_be_overwritten_from_a_container() {
+    require_root();
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let copy = scratch.path().join("skiff-under-attack");
+    fs::copy(skiff_tests::runtime_path(), &copy).expect("copy the runtime");
+    let before = fs::read(&copy).expect("read the copy");
+    let rt = Runtime::with_binary(copy.clone());
+
+    // A: created, its init is the runtime's binary waiting on the fifo.
+    let mut a = Bundle::new(&rt);
+    a.set_args(&["sleep", "3"]);
+    let victim = Container::create(&rt, &a, "victim");
+
+    // B: joins A's pid namespace and attacks A's init (pid 1 there).
+    let mut b = Bundle::new(&rt);
+    let ns = format!("/proc/{}/ns/pid", victim.pid());
+    b.set_namespace("pid", Some(&ns))
+        .set_readonly_root(false)
+        .sh(
+            "exec 3</proc/1/exe || { echo NO-OPEN; exit 0; }; echo opened; i=0; \
+         while [ $i -lt 60 ]; do \
+           if (echo pwned >/proc/self/fd/3) 2>/dev/null; then echo WROTE; break; fi; \
+           i=$((i+1)); sleep 0.05; done; echo done",
+        );
+    let attacker = Container::create(&rt, &b, "attacker");
+    attacker.start();
+    skiff_tests::host::wait_until(
+        std::time::Duration::from_secs(20),
+        "the attacker to open the binary",
+        || attacker.stdout().contains("opened") || attacker.stdout().contains("NO-OPEN"),
+    );
+    // The victim's init now execs `sleep`: nothing runs the runtime's binary any more.
+    victim.start();
+    attacker.wait_status("stopped", std::time::Duration::from_secs(30));
+    let out = attacker.stdout();
+    assert!(
+        out.contains("opened"),
+        "the attack did not get going: {out}"
+    );
+    assert!(
+        !out.contains("WROTE"),
+        "the container wrote to the runtime binary: {out}"
+    );
+    assert!(
+        fs::read(&copy).expect("read the copy") == before,
+        "the runtime binary changed"
+    );
+}
