@@ -251,3 +251,64 @@ fn cve_2019_5736_runtime_binary_cannot_be_overwritten_from_a_container() {
         "the runtime binary changed"
     );
 }
+
+/// CVE-2025-52565: an image whose /dev/console is a symlink to a sensitive file must not get the
+/// pty bound over that file; inside, /dev/console is the container's pty.
+#[test]
+fn cve_2025_52565_dev_console_symlink_is_not_followed() {
+    require_root();
+    let (rt, mut bundle) = setup();
+    let rootfs = bundle.rootfs();
+    fs::write(rootfs.join("etc/precious"), "precious\n").expect("target");
+    fs::create_dir_all(rootfs.join("dev")).expect("dev");
+    symlink("/etc/precious", rootfs.join("dev/console")).expect("planted symlink");
+    // Keep devpts (the pty must come from somewhere) but no tmpfs over /dev, so the planted
+    // link is where the runtime makes /dev/console.
+    bundle.config_mut(|c| {
+        c["mounts"]
+            .as_array_mut()
+            .expect("mounts")
+            .retain(|m| m["destination"] != "/dev");
+    });
+    bundle
+        .set_terminal(true)
+        .set_readonly_root(false)
+        .set_args(&["sh"]);
+    let socket = skiff_tests::ConsoleSocket::bind(&rt.scratch().join("console.sock"));
+    let socket_path = socket.path().to_str().expect("UTF-8").to_string();
+    let id = unique_id("console");
+    let c = Container::guard(&rt, &id);
+    let create = rt
+        .cmd([
+            "create",
+            "--bundle",
+            bundle.path_str(),
+            "--console-socket",
+            &socket_path,
+            &id,
+        ])
+        .spawn();
+    let master = socket.recv_fd(std::time::Duration::from_secs(30));
+    create.wait().expect_success();
+    c.start();
+    let out = master.converse(
+        "stat -c '%F %t' /dev/console; cat /etc/precious; exit\n",
+        rt.scratch(),
+        std::time::Duration::from_secs(20),
+    );
+    assert!(
+        out.contains("character special file 88"),
+        "/dev/console is not a pty: {out:?}"
+    );
+    assert!(out.contains("precious"), "{out:?}");
+    c.wait_status("stopped", std::time::Duration::from_secs(10));
+    assert_eq!(
+        fs::read_to_string(rootfs.join("etc/precious")).expect("target"),
+        "precious\n"
+    );
+    assert!(
+        fs::symlink_metadata(rootfs.join("dev/console")).is_ok_and(|m| !m.file_type().is_symlink())
+            || !rootfs.join("dev/console").exists(),
+        "the planted link is still in place"
+    );
+}
