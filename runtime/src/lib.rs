@@ -18,6 +18,7 @@
 pub mod container;
 pub mod exe;
 pub mod hooks;
+pub mod lsm;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;

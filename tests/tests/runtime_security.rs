@@ -226,3 +226,103 @@ fn seccomp_notify_is_refused_not_ignored() {
         out.stderr
     );
 }
+
+/// Docker's capability set, which the default seccomp profile is resolved against.
+const DOCKER_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// The default profile (seccomp-profiles/) stops `unshare` and `mount` even for a process that
+/// holds CAP_SYS_ADMIN, while busybox keeps working; without the filter the same process can
+/// mount, so the denial is the filter's doing.
+#[test]
+fn default_seccomp_profile_blocks_namespace_and_mount_syscalls() {
+    require_root();
+    let caps: Vec<String> = DOCKER_CAPS.iter().map(|c| c.to_string()).collect();
+    let kernel = skiff_seccomp_profiles::host_kernel_version().ok();
+    let resolved = skiff_seccomp_profiles::resolve(
+        &skiff_seccomp_profiles::default_profile(),
+        &caps,
+        std::env::consts::ARCH,
+        kernel,
+    )
+    .expect("the default profile resolves");
+    let script = "mount -t tmpfs none /mnt 2>/dev/null && echo mounted || echo mount-denied; \
+                  unshare -u true 2>/dev/null && echo unshared || echo unshare-denied; \
+                  ls /bin >/dev/null && echo ls-ok; echo piped | cat; id -u";
+    let with_admin = |c: &mut serde_json::Value| {
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set] = json!(["CAP_SYS_ADMIN", "CAP_KILL"]);
+        }
+    };
+
+    let (rt, mut bundle) = setup();
+    fs::create_dir_all(bundle.rootfs().join("mnt")).expect("mnt");
+    bundle.config_mut(|c| {
+        with_admin(c);
+        c["linux"]["seccomp"] = serde_json::to_value(&resolved).expect("serialise");
+    });
+    let out = Container::run_sh(&rt, &mut bundle, script);
+    assert_eq!(
+        out, "mount-denied\nunshare-denied\nls-ok\npiped\n0\n",
+        "{out}"
+    );
+
+    let (rt, mut bundle) = setup();
+    fs::create_dir_all(bundle.rootfs().join("mnt")).expect("mnt");
+    bundle.config_mut(with_admin);
+    let out = Container::run_sh(&rt, &mut bundle, script);
+    assert_eq!(
+        out, "mounted\nunshared\nls-ok\npiped\n0\n",
+        "control without the filter: {out}"
+    );
+}
+
+/// An LSM label the host cannot honour is refused, never ignored (this VM has neither AppArmor
+/// nor SELinux; on a host that has them the label is written to the init's exec attribute).
+#[test]
+fn lsm_labels_without_the_lsm_are_refused() {
+    require_root();
+    let apparmor =
+        fs::read("/sys/module/apparmor/parameters/enabled").is_ok_and(|v| v.first() == Some(&b'Y'));
+    let selinux = std::path::Path::new("/sys/fs/selinux/enforce").exists();
+    if apparmor || selinux {
+        eprintln!("this host has an LSM; the refusal path is not reachable here");
+        return;
+    }
+    for (field, value, needle) in [
+        (
+            "apparmorProfile",
+            "docker-default",
+            "AppArmor is not enabled",
+        ),
+        (
+            "selinuxLabel",
+            "system_u:system_r:container_t:s0",
+            "SELinux is disabled",
+        ),
+    ] {
+        let (rt, mut bundle) = setup();
+        bundle.config_mut(|c| c["process"][field] = json!(value));
+        let out = Container::run(&rt, &bundle, &[]);
+        assert!(!out.status.success(), "{field} accepted: {out:?}");
+        assert!(
+            out.stderr.contains(needle) && out.stderr.contains(value),
+            "{}",
+            out.stderr
+        );
+    }
+}

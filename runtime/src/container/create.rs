@@ -52,6 +52,9 @@ pub(super) fn prepare(opts: &CreateOptions) -> Result<Prepared, Error> {
         source,
     })?;
     let spec = spec::load(&bundle)?;
+    if let Some(process) = spec.process() {
+        crate::lsm::check(process)?;
+    }
     let rootfs = spec::rootfs_path(&spec, &bundle)?;
     let rootfs = std::fs::canonicalize(&rootfs).map_err(io_err("resolve rootfs", rootfs))?;
     Ok(Prepared {

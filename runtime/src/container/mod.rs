@@ -42,6 +42,8 @@ pub enum Error {
     Process(#[from] ProcessError),
     #[error(transparent)]
     Hook(#[from] HookError),
+    #[error(transparent)]
+    Lsm(#[from] crate::lsm::LsmError),
     #[error("linux.seccomp: {0}")]
     Seccomp(#[from] crate::seccomp::SeccompError),
     #[error("linux.seccomp: this architecture has no seccomp syscall table")]

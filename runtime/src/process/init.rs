@@ -146,6 +146,8 @@ fn setup(
     rootfs::pivot_root(cfg.rootfs, cfg.no_pivot)?;
     rootfs::finish(spec)?;
     rootfs::mask_paths(spec)?;
+    // LSM labels take effect at execve; written while /proc is the container's own.
+    crate::lsm::set_exec_labels(process)?;
 
     // 9. The terminal, created inside the container so that it belongs to its devpts.
     if process.terminal().unwrap_or(false) {

@@ -126,6 +126,8 @@ pub enum ProcessError {
     Hook(#[from] HookError),
     #[error(transparent)]
     Seccomp(#[from] crate::seccomp::SeccompError),
+    #[error(transparent)]
+    Lsm(#[from] crate::lsm::LsmError),
     #[error("container init failed: {0}")]
     Init(String),
     #[error("container init exited before it was ready ({0})")]
