@@ -15,26 +15,8 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use skiff_seccomp_profiles::{
-    KernelVersion, Profile, default_profile, host_kernel_version, resolve,
+    DOCKER_DEFAULT_CAPS, KernelVersion, Profile, default_profile, host_kernel_version, resolve,
 };
-
-/// Docker's default capability set (moby `oci/caps/defaults.go`).
-const DOCKER_DEFAULT_CAPS: [&str; 14] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
 
 fn main() -> ExitCode {
     match run() {

@@ -53,6 +53,25 @@ mod resolve;
 mod testutil;
 
 pub use builtin::default_profile;
+
+/// Docker's default capability set (the fourteen every `docker run` container gets), against
+/// which the default profile is normally resolved.
+pub const DOCKER_DEFAULT_CAPS: [&str; 14] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
 pub use kernel::{KernelVersion, host_kernel_version};
 pub use profile::{ArchMapEntry, Arg, Filter, Profile, Rule};
 pub use resolve::resolve;

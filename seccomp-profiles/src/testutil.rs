@@ -4,23 +4,7 @@
 
 use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSeccompOperator, LinuxSyscall};
 
-/// Docker's default capabilities (moby `oci/caps/defaults.go`).
-pub(crate) const DOCKER_DEFAULT_CAPS: [&str; 14] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
+pub(crate) use crate::DOCKER_DEFAULT_CAPS;
 
 pub(crate) fn caps(names: &[&str]) -> Vec<String> {
     names.iter().map(|&s| s.to_owned()).collect()

@@ -227,31 +227,16 @@ fn seccomp_notify_is_refused_not_ignored() {
     );
 }
 
-/// Docker's capability set, which the default seccomp profile is resolved against.
-const DOCKER_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
-
 /// The default profile (seccomp-profiles/) stops `unshare` and `mount` even for a process that
 /// holds CAP_SYS_ADMIN, while busybox keeps working; without the filter the same process can
 /// mount, so the denial is the filter's doing.
 #[test]
 fn default_seccomp_profile_blocks_namespace_and_mount_syscalls() {
     require_root();
-    let caps: Vec<String> = DOCKER_CAPS.iter().map(|c| c.to_string()).collect();
+    let caps: Vec<String> = skiff_seccomp_profiles::DOCKER_DEFAULT_CAPS
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
     let kernel = skiff_seccomp_profiles::host_kernel_version().ok();
     let resolved = skiff_seccomp_profiles::resolve(
         &skiff_seccomp_profiles::default_profile(),
