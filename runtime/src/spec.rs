@@ -219,6 +219,27 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
         }
     }
 
+    let paths = [
+        (
+            "linux.maskedPaths",
+            linux.masked_paths().as_deref().unwrap_or_default(),
+        ),
+        (
+            "linux.readonlyPaths",
+            linux.readonly_paths().as_deref().unwrap_or_default(),
+        ),
+    ];
+    for (field, list) in paths {
+        for (i, p) in list.iter().enumerate() {
+            if !p.starts_with('/') || p.split('/').any(|c| c == "..") {
+                return Err(invalid(
+                    format!("{field}[{i}]"),
+                    format!("{p:?} must be an absolute path inside the container, without \"..\""),
+                ));
+            }
+        }
+    }
+
     for (i, m) in spec
         .mounts()
         .as_deref()
@@ -490,6 +511,21 @@ mod tests {
                 .unwrap_err()
                 .contains("soft limit 10 is above hard limit 5")
         );
+    }
+
+    #[test]
+    fn masked_paths_must_stay_inside() {
+        for bad in ["proc/kcore", "/../../etc/shadow", "/proc/../../etc"] {
+            let mut v = base();
+            v["linux"]["maskedPaths"] = json!([bad]);
+            assert!(
+                check(v).unwrap_err().starts_with("linux.maskedPaths[0]"),
+                "{bad}"
+            );
+        }
+        let mut v = base();
+        v["linux"]["readonlyPaths"] = json!(["/proc/sys", "sys"]);
+        assert!(check(v).unwrap_err().starts_with("linux.readonlyPaths[1]"));
     }
 
     #[test]
