@@ -188,6 +188,28 @@ fn seccomp_filter_applies_with_and_without_no_new_privs() {
     }
 }
 
+/// The filter flags reach the kernel: LOG and SPEC_ALLOW (and TSYNC) are accepted by
+/// seccomp(2) here and the filter still applies.
+#[test]
+fn seccomp_filter_flags_are_passed() {
+    require_root();
+    let (rt, mut bundle) = setup();
+    bundle.set_readonly_root(false).config_mut(|c| {
+        let mut profile = deny_mkdir_profile();
+        profile["flags"] = json!([
+            "SECCOMP_FILTER_FLAG_LOG",
+            "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+            "SECCOMP_FILTER_FLAG_TSYNC"
+        ]);
+        c["linux"]["seccomp"] = profile;
+    });
+    let out = Container::run_sh(&rt, &mut bundle, "mkdir /tmp/blocked 2>&1; echo done");
+    assert!(
+        out.contains("Permission denied") && out.ends_with("done\n"),
+        "{out}"
+    );
+}
+
 #[test]
 fn seccomp_unknown_syscall_name_is_refused() {
     require_root();
