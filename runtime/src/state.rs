@@ -293,6 +293,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     fs::rename(&tmp, path).map_err(io_err("rename into place", path))
 }
 
+/// Remove `<root>/<id>` if it exists without a state file (what a killed `create` leaves).
+pub fn remove_leftover(root: &Path, id: &str) -> Result<(), StateError> {
+    validate_id(id)?;
+    let path = root.join(id);
+    if path.is_dir() && !path.join(STATE_FILE).exists() {
+        fs::remove_dir_all(&path).map_err(io_err("remove leftover state directory", &path))?;
+    }
+    Ok(())
+}
+
 /// Names of the containers under `root` (directories holding a state file), sorted.
 pub fn list_ids(root: &Path) -> Result<Vec<String>, StateError> {
     let entries = match fs::read_dir(root) {

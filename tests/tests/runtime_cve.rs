@@ -219,10 +219,20 @@ fn cve_2019_5736_runtime_binary_cannot_be_overwritten_from_a_container() {
     // B: joins A's pid namespace and attacks A's init (pid 1 there).
     let mut b = Bundle::new(&rt);
     let ns = format!("/proc/{}/ns/pid", victim.pid());
+    // CAP_SYS_PTRACE: the init is not dumpable, which already keeps an ordinary container
+    // away from /proc/<init>/exe; a privileged one gets past that, and the binary itself must
+    // still hold.
+    b.config_mut(|c| {
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set] =
+                json!(["CAP_SYS_PTRACE", "CAP_DAC_OVERRIDE", "CAP_KILL"]);
+        }
+    });
     b.set_namespace("pid", Some(&ns))
         .set_readonly_root(false)
         .sh(
-            "exec 3</proc/1/exe || { echo NO-OPEN; exit 0; }; echo opened; i=0; \
+            "cat /proc/1/exe >/dev/null 2>&1 || { echo NO-OPEN; exit 0; }; \
+         exec 3</proc/1/exe; echo opened; i=0; \
          while [ $i -lt 60 ]; do \
            if (echo pwned >/proc/self/fd/3) 2>/dev/null; then echo WROTE; break; fi; \
            i=$((i+1)); sleep 0.05; done; echo done",
@@ -311,4 +321,23 @@ fn cve_2025_52565_dev_console_symlink_is_not_followed() {
             || !rootfs.join("dev/console").exists(),
         "the planted link is still in place"
     );
+}
+
+/// Without CAP_SYS_PTRACE a process sharing the pid namespace cannot even open the init's
+/// descriptors or executable: the init is not dumpable until it execs.
+#[test]
+fn init_is_not_reachable_through_proc_before_exec() {
+    require_root();
+    let (rt, mut a) = setup();
+    a.set_args(&["true"]);
+    let victim = Container::create(&rt, &a, "victim");
+    let mut b = Bundle::new(&rt);
+    let ns = format!("/proc/{}/ns/pid", victim.pid());
+    b.set_namespace("pid", Some(&ns)).sh(
+        "for f in /proc/1/fd/*; do readlink \"$f\" >/dev/null 2>&1 && echo FD-READABLE; done; \
+         cat /proc/1/exe >/dev/null 2>&1 && echo EXE-READABLE; echo checked",
+    );
+    let out = Container::run(&rt, &b, &[]);
+    out.expect_success();
+    assert_eq!(out.stdout, "checked\n");
 }

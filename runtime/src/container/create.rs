@@ -54,6 +54,10 @@ pub(super) fn prepare(opts: &CreateOptions) -> Result<Prepared, Error> {
     let spec = spec::load(&bundle)?;
     if let Some(process) = spec.process() {
         crate::lsm::check(process)?;
+        refuse_unconfined_mknod(&spec, process)?;
+        if opts.preserve_fds < 0 {
+            return Err(Error::PreserveFds(opts.preserve_fds));
+        }
     }
     let rootfs = spec::rootfs_path(&spec, &bundle)?;
     let rootfs = std::fs::canonicalize(&rootfs).map_err(io_err("resolve rootfs", rootfs))?;
@@ -114,12 +118,10 @@ fn create_in(
 ) -> Result<Pid, Error> {
     let spec = &p.spec;
     make_fifo(dir, spec)?;
-    let state_dir: OwnedFd = nix::fcntl::open(
-        dir.path(),
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| io_err("open", dir.path())(e.into()))?;
+    let fifo_path = dir.fifo_path();
+    let fifo: OwnedFd =
+        nix::fcntl::open(&fifo_path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(|e| io_err("open", &fifo_path)(e.into()))?;
 
     let seccomp = compile_seccomp(spec)?;
     let cfg = InitConfig {
@@ -148,7 +150,7 @@ fn create_in(
         }
         Ok(())
     };
-    let ready = match process::spawn(&cfg, plan, InitHandles { state_dir, console }, run_hooks) {
+    let ready = match process::spawn(&cfg, plan, InitHandles { fifo, console }, run_hooks) {
         Ok(ready) => ready,
         Err(e) => {
             // A failed hook stops the container and continues at delete: poststop hooks run
@@ -167,6 +169,22 @@ fn create_in(
         return Err(e);
     }
     Ok(pid)
+}
+
+/// Device cgroup rules (`linux.resources.devices`) are not enforced yet: there is no cgroup
+/// support. Without them a container holding CAP_MKNOD (outside a user namespace, where mknod is
+/// allowed) could create and open any host device node, so such a container is refused rather
+/// than started with a protection the caller thinks it has.
+fn refuse_unconfined_mknod(spec: &Spec, process: &oci_spec::runtime::Process) -> Result<(), Error> {
+    let mknod = process.capabilities().as_ref().is_some_and(|c| {
+        c.bounding()
+            .as_ref()
+            .is_some_and(|b| b.contains(&oci_spec::runtime::Capability::Mknod))
+    });
+    if mknod && !spec::new_namespace(spec, LinuxNamespaceType::User) {
+        return Err(Error::DeviceRulesUnenforced);
+    }
+    Ok(())
 }
 
 /// Compile `linux.seccomp` for the running architecture (pure work, done before the clone).

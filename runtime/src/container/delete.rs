@@ -15,7 +15,16 @@ const KILL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Delete the container. A created (never started) container is killed and deleted without
 /// `force`, as runc does; a running or paused one needs `force`.
 pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), Error> {
-    let dir = StateDir::open(root, id)?;
+    let dir = match StateDir::open(root, id) {
+        Ok(dir) => dir,
+        Err(crate::state::StateError::NotExist) => {
+            // A `create` killed before it saved the state leaves a directory without state.json
+            // (and its init died with it): clear it so the id can be used again, as runc does.
+            crate::state::remove_leftover(root, id)?;
+            return Err(crate::state::StateError::NotExist.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     let state = dir.load()?;
     match dir.status(&state) {
         Status::Stopped => {}

@@ -72,6 +72,12 @@ pub enum Error {
     DetachedTerminal,
     #[error("console socket given but process.terminal is false")]
     ConsoleWithoutTerminal,
+    #[error(
+        "process.capabilities grants CAP_MKNOD, but skiff does not enforce linux.resources.devices yet (no cgroup support): refusing a container that could create and open host devices"
+    )]
+    DeviceRulesUnenforced,
+    #[error("--preserve-fds {0} must not be negative")]
+    PreserveFds(i32),
     #[error("unknown signal {0:?}")]
     Signal(String),
     #[error("cannot {op} {path:?}")]

@@ -77,9 +77,16 @@ fn release(dir: &StateDir, state: &State) -> Result<(), Error> {
         let mut buf = [0u8; 16];
         match nix::unistd::read(&fifo, &mut buf) {
             Ok(0) if got_byte => return Ok(()),
-            // EOF without data: no writer yet (POLLHUP from an earlier writer cannot happen, the
-            // init is the only one); keep waiting.
-            Ok(0) => std::thread::sleep(Duration::from_millis(1)),
+            // EOF without our byte: the init opened and closed the fifo for another reader — a
+            // concurrent `start` took the byte and the init has exec'd (or died). It never
+            // opens the fifo again, so waiting longer would spin forever.
+            Ok(0) => {
+                return Err(if state.init_alive() {
+                    Error::StartRunning
+                } else {
+                    Error::StartStopped
+                });
+            }
             Ok(_) => {
                 if !got_byte {
                     got_byte = true;

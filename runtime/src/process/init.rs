@@ -12,7 +12,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use caps::{CapSet, Capability, CapsHashSet};
-use nix::fcntl::{OFlag, openat};
 use nix::sched::setns;
 use nix::sys::stat::{Mode, umask};
 use nix::unistd::{Gid, Uid};
@@ -23,15 +22,15 @@ use super::{InitConfig, ProcessError};
 use crate::hooks::{self, HookKind, HookState};
 use crate::namespaces::Join;
 use crate::rootfs::{self, RootfsConfig};
-use crate::state::{EXEC_FIFO, Status};
+use crate::state::Status;
 use crate::sys;
 
 /// Everything the init owns after the clone.
 #[derive(Debug)]
 pub struct InitFds {
     pub channel: Channel,
-    /// O_PATH handle of the state directory, to reach exec.fifo after pivot_root.
-    pub state_dir: OwnedFd,
+    /// O_PATH handle of exec.fifo, reopened for writing to wait for `start`.
+    pub fifo: OwnedFd,
     /// Connected console socket, when the process has a terminal.
     pub console: Option<OwnedFd>,
 }
@@ -66,10 +65,16 @@ fn setup(
     let process = spec.process().as_ref().ok_or(ProcessError::NoProcess)?;
     let channel = &fds.channel;
 
-    // 1. Die with the runtime while it still owns us: a killed `create` must not leave a
-    //    half-made container behind. Cleared once the state is on disk (step 14).
-    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-        .map_err(errno("set parent-death signal"))?;
+    // 1. Not dumpable: until execve this process holds runtime descriptors (the fifo, the
+    //    channel), and a process sharing our pid namespace must not reach them through
+    //    /proc/<pid>/fd (ptrace access checks refuse non-dumpable targets). execve restores the
+    //    flag for the container's program.
+    nix::sys::prctl::set_dumpable(false).map_err(errno("clear dumpable"))?;
+    // Die with the runtime while it still owns us: a killed `create` must not leave a
+    // half-made container behind. Credential changes clear the setting (prctl(2)), so it is set
+    // again after each of them; it is cleared on purpose once the state is on disk (step 14).
+    // The channel's EOF covers the moments in between.
+    set_pdeathsig()?;
     // Device nodes and mount points get exactly the modes the spec gives.
     umask(Mode::empty());
 
@@ -78,6 +83,7 @@ fn setup(
     if new_user {
         expect(channel, Message::MappingsWritten)?;
         become_root()?;
+        set_pdeathsig()?;
     }
 
     // 3. Join existing namespaces, user first (NAMESPACE_ORDER).
@@ -90,6 +96,7 @@ fn setup(
         })?;
         if join.typ == LinuxNamespaceType::User {
             become_root()?;
+            set_pdeathsig()?;
         }
     }
 
@@ -146,6 +153,12 @@ fn setup(
     rootfs::pivot_root(cfg.rootfs, cfg.no_pivot)?;
     rootfs::finish(spec)?;
     rootfs::mask_paths(spec)?;
+    // A procfs handle for reopening the fifo at step 15, made while we are still privileged and
+    // unfiltered (pathrs mounts a private procfs instance when it can).
+    let procfs = pathrs::procfs::ProcfsHandle::new().map_err(|e| ProcessError::Sys {
+        op: "open procfs",
+        source: std::io::Error::other(e.to_string()),
+    })?;
     // LSM labels take effect at execve; written while /proc is the container's own.
     crate::lsm::set_exec_labels(process)?;
 
@@ -171,6 +184,7 @@ fn setup(
     }
     let cwd = process.cwd();
     switch_user(process, new_user)?;
+    set_pdeathsig()?;
     nix::unistd::chdir(cwd.as_path()).map_err(|e| ProcessError::Cwd {
         cwd: cwd.clone(),
         source: e.into(),
@@ -208,15 +222,10 @@ fn setup(
     channel.shutdown().map_err(io("close init channel"))?;
 
     // 15. Wait for `start`: opening the fifo for writing blocks until `start` opens it for
-    //     reading. The fifo is reached through the state directory's descriptor, which works
-    //     after pivot_root and without /proc.
-    let fifo = openat(
-        fds.state_dir.as_fd(),
-        EXEC_FIFO,
-        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(errno("open exec fifo"))?;
+    //     reading. The fifo is reopened from its O_PATH descriptor through a procfs handle of
+    //     pathrs' own (a fresh procfs instance if the container has none mounted), so the init
+    //     never holds a handle on the host's state directory.
+    let fifo = reopen_fifo(&procfs, &fds.fifo)?;
     nix::unistd::write(&fifo, b"0").map_err(errno("write exec fifo"))?;
 
     // 16. startContainer hooks: after start, before the user's program.
@@ -240,6 +249,29 @@ fn setup(
             .err()
             .unwrap_or_else(|| std::io::Error::other("execve returned")),
     })
+}
+
+fn set_pdeathsig() -> Result<(), ProcessError> {
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        .map_err(errno("set parent-death signal"))
+}
+
+fn reopen_fifo(
+    procfs: &pathrs::procfs::ProcfsHandle,
+    fifo: &OwnedFd,
+) -> Result<std::fs::File, ProcessError> {
+    let to_io = |e: pathrs::error::Error| ProcessError::Sys {
+        op: "open exec fifo",
+        source: std::io::Error::other(e.to_string()),
+    };
+    let sub = format!("fd/{}", std::os::fd::AsRawFd::as_raw_fd(fifo));
+    procfs
+        .open_follow(
+            pathrs::procfs::ProcfsBase::ProcThreadSelf,
+            sub,
+            pathrs::flags::OpenFlags::O_WRONLY | pathrs::flags::OpenFlags::O_CLOEXEC,
+        )
+        .map_err(to_io)
 }
 
 fn expect(channel: &Channel, want: Message) -> Result<(), ProcessError> {

@@ -151,8 +151,8 @@ pub struct InitConfig<'a> {
 /// Descriptors handed to the init.
 #[derive(Debug)]
 pub struct InitHandles {
-    /// O_PATH handle of the container's state directory.
-    pub state_dir: OwnedFd,
+    /// O_PATH handle of the container's exec.fifo.
+    pub fifo: OwnedFd,
     /// Connected console socket, when the process has a terminal.
     pub console: Option<OwnedFd>,
 }
@@ -304,7 +304,7 @@ fn clone_init(
         drop(parent);
         let fds = init::InitFds {
             channel: child,
-            state_dir: handles.state_dir,
+            fifo: handles.fifo,
             console: handles.console,
         };
         init::run(cfg, &plan.join_in_init, plan.new_user, fds);

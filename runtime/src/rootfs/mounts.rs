@@ -146,6 +146,8 @@ fn mount_one(
         }
         "proc" | "sysfs" => check_ordinary_dir(root, dest).map_err(config_err)?,
         "cgroup" => {
+            let target = make_target(root, dest, true).map_err(mount_err("create mount point"))?;
+            check_proc_destination(cfg.rootfs, dest, &target, typ, None).map_err(config_err)?;
             return mount_cgroup(root, dest, &opts).map_err(mount_err("mount cgroup hierarchies"));
         }
         _ => {}
