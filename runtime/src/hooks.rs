@@ -175,6 +175,20 @@ fn run_one(kind: HookKind, index: usize, hook: &Hook, input: &[u8]) -> Result<()
     })
 }
 
+/// Run every hook of `hooks`, logging failures as warnings: for poststart and poststop the spec
+/// says a failure is logged and "the remaining hooks and lifecycle continue".
+pub fn run_all_warn(kind: HookKind, hooks: &[Hook], state: &HookState<'_>) {
+    if hooks.is_empty() {
+        return;
+    }
+    let input = serde_json::to_vec(state).unwrap_or_default();
+    for (index, hook) in hooks.iter().enumerate() {
+        if let Err(e) = run_one(kind, index, hook, &input) {
+            tracing::warn!(error = %e, "hook failed");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

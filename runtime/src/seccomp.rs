@@ -4,8 +4,10 @@
 //! [`compile`] is a pure function from [`LinuxSeccomp`] and the target [`Arch`] to a
 //! [`Compiled`] filter (program plus `SECCOMP_FILTER_FLAG_*` bits), meant to run in the runtime
 //! before the init is cloned, so that profile errors surface there and the child does no
-//! allocation-heavy work; [`install`] loads it into the calling thread, as the init's last step
-//! before `execve` (every syscall after it is subject to the profile).
+//! allocation-heavy work; [`install`] loads it into the calling thread with a raw `seccomp(2)`
+//! call (`sys`), leaving `no_new_privs` to the caller. The init installs it right before `execve`
+//! when `noNewPrivileges` is set, and otherwise just before it drops its capabilities (loading a
+//! filter without no_new_privs needs CAP_SYS_ADMIN), as runc does.
 //!
 //! # Why a hand-written generator
 //!
@@ -15,7 +17,7 @@
 //! answer either: stacked filters all run and the kernel keeps the most restrictive result, so
 //! the "ALLOW" filter's default would have to be ALLOW and the profile's default could no longer
 //! be expressed. The program is therefore generated here; only seccompiler's `sock_filter` /
-//! [`BpfProgram`] types and its installer are used.
+//! [`BpfProgram`] types are used.
 //!
 //! # Program shape
 //!

@@ -134,7 +134,12 @@ fn create_in(
         seccomp: seccomp.as_ref(),
     };
     let hooks = spec.hooks().as_ref();
+    // Once the runtime's hooks have started, whatever they set up (networks, say) is undone only
+    // by the poststop hooks: a create that fails after that point runs them (runtime.md,
+    // "Lifecycle" steps 6 and 12).
+    let hooks_started = std::cell::Cell::new(false);
     let run_hooks = |pid: Pid| {
+        hooks_started.set(true);
         let state = hook_state(
             spec,
             &opts.id,
@@ -153,9 +158,7 @@ fn create_in(
     let ready = match process::spawn(&cfg, plan, InitHandles { fifo, console }, run_hooks) {
         Ok(ready) => ready,
         Err(e) => {
-            // A failed hook stops the container and continues at delete: poststop hooks run
-            // (runtime.md, "Lifecycle" steps 6 and 12).
-            if matches!(e, process::ProcessError::Hook(_)) || is_init_hook_failure(&e) {
+            if hooks_started.get() || is_init_hook_failure(&e) {
                 run_poststop(spec, &opts.id, &p.bundle);
             }
             return Err(e.into());
@@ -166,6 +169,9 @@ fn create_in(
     if let Err(e) = saved {
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
         let _ = nix::sys::wait::waitpid(pid, None);
+        if hooks_started.get() {
+            run_poststop(spec, &opts.id, &p.bundle);
+        }
         return Err(e);
     }
     Ok(pid)
@@ -273,13 +279,8 @@ pub(super) fn hook_state<'a>(
 /// Poststop hooks: failures are logged, never fatal (runtime.md, "Lifecycle" step 12).
 pub(super) fn run_poststop(spec: &Spec, id: &str, bundle: &Path) {
     if let Some(list) = spec.hooks().as_ref().and_then(|h| h.poststop().as_deref()) {
-        if let Err(e) = hooks::run(
-            HookKind::Poststop,
-            list,
-            &hook_state(spec, id, bundle, Status::Stopped, None),
-        ) {
-            tracing::warn!(error = %e, "poststop hook failed");
-        }
+        let state = hook_state(spec, id, bundle, Status::Stopped, None);
+        hooks::run_all_warn(HookKind::Poststop, list, &state);
     }
 }
 

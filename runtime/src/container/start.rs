@@ -34,9 +34,7 @@ pub fn start(root: &Path, id: &str) -> Result<(), Error> {
             Status::Running,
             Some(state.pid),
         );
-        if let Err(e) = hooks::run(HookKind::Poststart, list, &hs) {
-            tracing::warn!(error = %e, "poststart hook failed");
-        }
+        hooks::run_all_warn(HookKind::Poststart, list, &hs);
     }
     Ok(())
 }

@@ -154,6 +154,17 @@ fn ensure_dir(root: std::os::fd::BorrowedFd<'_>, path: &Path) -> nix::Result<std
     open_beneath(std::os::fd::AsFd::as_fd(&parent), name)
 }
 
+/// Like [`ensure_dir`], except that an existing last component is left alone whatever it is
+/// (the caller opens it without following symlinks and checks it).
+fn ensure_dir_nofollow(root: std::os::fd::BorrowedFd<'_>, path: &Path) -> nix::Result<()> {
+    match open_in_root(root, path, true) {
+        Ok(_) => Ok(()),
+        Err(nix::errno::Errno::ENOENT) => ensure_dir(root, path).map(drop),
+        // O_PATH|O_NOFOLLOW opens a symlink itself; other errors are the caller's to report.
+        Err(e) => Err(e),
+    }
+}
+
 /// Create (if missing) an empty regular file inside the rootfs, without following a symlink at
 /// its name, and return an `O_PATH` descriptor of it.
 fn ensure_file(

@@ -144,7 +144,17 @@ fn mount_one(
                 "type is required unless the mount is a bind mount".into(),
             ));
         }
-        "proc" | "sysfs" => check_ordinary_dir(root, dest).map_err(config_err)?,
+        // proc and sysfs go on a real directory: created if missing, then opened without
+        // following a symlink, and that very descriptor is the mount target (no check-then-use
+        // window; CVE-2023-27561).
+        "proc" | "sysfs" => {
+            super::ensure_dir_nofollow(root.as_fd(), dest)
+                .map_err(|e| mount_err("create mount point")(e.into()))?;
+            let target = ordinary_dir(root, dest).map_err(config_err)?;
+            check_proc_destination(cfg.rootfs, dest, &target, typ, None).map_err(config_err)?;
+            return mount_fs(cfg, typ, &source_str, &opts, &target)
+                .map_err(|(op, e)| mount_err(op)(e));
+        }
         "cgroup" => {
             let target = make_target(root, dest, true).map_err(mount_err("create mount point"))?;
             check_proc_destination(cfg.rootfs, dest, &target, typ, None).map_err(config_err)?;
@@ -154,19 +164,30 @@ fn mount_one(
     }
     let target = make_target(root, dest, true).map_err(mount_err("create mount point"))?;
     check_proc_destination(cfg.rootfs, dest, &target, typ, None).map_err(config_err)?;
-    let mnt = match new_fs_mount(typ, &source_str, &opts) {
+    mount_fs(cfg, typ, &source_str, &opts, &target).map_err(|(op, e)| mount_err(op)(e))
+}
+
+/// Create a filesystem of `typ` and attach it on `target`.
+fn mount_fs(
+    cfg: &RootfsConfig<'_>,
+    typ: &str,
+    source: &str,
+    opts: &MountOptions,
+    target: &OwnedFd,
+) -> Result<(), (&'static str, std::io::Error)> {
+    let mnt = match new_fs_mount(typ, source, opts) {
         Ok(mnt) => mnt,
         // sysfs belongs to the network namespace: a user namespace that does not own one may not
         // mount it, so bind the runtime's /sys instead (read-only attributes still apply).
         Err(e) if typ == "sysfs" && cfg.userns && e.raw_os_error() == Some(libc::EPERM) => {
-            let tree = sys::open_tree_clone(c"/sys", true).map_err(mount_err("clone /sys"))?;
-            set_attrs(&tree, &opts).map_err(mount_err("set mount attributes"))?;
+            let tree = sys::open_tree_clone(c"/sys", true).map_err(|e| ("clone /sys", e))?;
+            set_attrs(&tree, opts).map_err(|e| ("set mount attributes", e))?;
             tree
         }
-        Err(e) => return Err(mount_err("create filesystem")(e)),
+        Err(e) => return Err(("create filesystem", e)),
     };
-    sys::move_mount(mnt.as_fd(), target.as_fd()).map_err(mount_err("attach mount"))?;
-    set_propagation(&mnt, &opts).map_err(mount_err("set propagation"))
+    sys::move_mount(mnt.as_fd(), target.as_fd()).map_err(|e| ("attach mount", e))?;
+    set_propagation(&mnt, opts).map_err(|e| ("set propagation", e))
 }
 
 /// A new filesystem instance as a detached mount: fsopen, fsconfig per option, fsmount.
@@ -311,20 +332,16 @@ fn clean(p: &Path) -> PathBuf {
     out
 }
 
-/// proc and sysfs must be mounted on a real directory, never through a symlink
+/// Open the proc/sysfs mount point without following a symlink and check it is a directory
 /// (CVE-2023-27561: a `/proc` symlink in the image redirected the mount and the masking).
-fn check_ordinary_dir(root: &Root, dest: &Path) -> Result<(), String> {
-    match super::open_in_root(root.as_fd(), dest, true) {
-        Ok(fd) => {
-            let st =
-                nix::sys::stat::fstat(&fd).map_err(|e| format!("cannot stat {dest:?}: {e}"))?;
-            if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
-                return Err(format!("{dest:?} must be mounted on ordinary directory"));
-            }
-            Ok(())
-        }
-        Err(_) => Ok(()), // missing: mkdir_all creates a real directory
+fn ordinary_dir(root: &Root, dest: &Path) -> Result<OwnedFd, String> {
+    let fd = super::open_in_root(root.as_fd(), dest, true)
+        .map_err(|e| format!("{dest:?} must be mounted on ordinary directory ({e})"))?;
+    let st = nix::sys::stat::fstat(&fd).map_err(|e| format!("cannot stat {dest:?}: {e}"))?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+        return Err(format!("{dest:?} must be mounted on ordinary directory"));
     }
+    Ok(fd)
 }
 
 /// A `cgroup` mount: on a cgroup v2 host, a cgroup2 instance; on a v1 or hybrid host, a tmpfs
