@@ -62,7 +62,7 @@ pub struct CreateArgs {
     /// Move the rootfs onto / and chroot instead of pivot_root (for ramdisk roots).
     #[arg(long = "no-pivot")]
     pub no_pivot: bool,
-    /// Do not create a new session keyring (Skiff never creates one).
+    /// Keep the caller's session keyring instead of joining a new one.
     #[arg(long = "no-new-keyring")]
     pub no_new_keyring: bool,
     /// Pass N extra descriptors (3 … 3+N-1) to the process.

@@ -115,6 +115,44 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
         .as_ref()
         .ok_or_else(|| invalid("linux", "is required on Linux"))?;
 
+    // Fields this runtime does not implement yet are refused, not ignored: a caller that sets
+    // them expects their effect.
+    let unsupported = [
+        ("linux.personality", linux.personality().is_some()),
+        ("linux.intelRdt", linux.intel_rdt().is_some()),
+        (
+            "linux.netDevices",
+            linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()),
+        ),
+        ("linux.memoryPolicy", linux.memory_policy().is_some()),
+        (
+            "linux.mountLabel",
+            linux
+                .mount_label()
+                .as_deref()
+                .is_some_and(|l| !l.is_empty()),
+        ),
+    ];
+    for (field, set) in unsupported {
+        if set {
+            return Err(invalid(field, "is not supported by this runtime yet"));
+        }
+    }
+    for (i, m) in spec
+        .mounts()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+            return Err(invalid(
+                format!("mounts[{i}].uidMappings"),
+                "(idmapped mounts) are not supported by this runtime yet",
+            ));
+        }
+    }
+
     let mut seen = HashSet::new();
     for ns in linux.namespaces().as_deref().unwrap_or_default() {
         if !seen.insert(ns.typ()) {
@@ -289,6 +327,19 @@ fn validate_process(spec: &Spec) -> Result<(), SpecError> {
         .process()
         .as_ref()
         .ok_or_else(|| invalid("process", "is required"))?;
+    let unsupported = [
+        ("process.ioPriority", process.io_priority().is_some()),
+        ("process.scheduler", process.scheduler().is_some()),
+        (
+            "process.execCPUAffinity",
+            process.exec_cpu_affinity().is_some(),
+        ),
+    ];
+    for (field, set) in unsupported {
+        if set {
+            return Err(invalid(field, "is not supported by this runtime yet"));
+        }
+    }
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
         return Err(invalid("process.args", "must not be empty"));
     }
@@ -526,6 +577,45 @@ mod tests {
         let mut v = base();
         v["linux"]["readonlyPaths"] = json!(["/proc/sys", "sys"]);
         assert!(check(v).unwrap_err().starts_with("linux.readonlyPaths[1]"));
+    }
+
+    #[test]
+    fn unimplemented_fields_are_refused_not_ignored() {
+        let cases = [
+            (
+                "linux",
+                "personality",
+                json!({"domain": "LINUX32"}),
+                "linux.personality",
+            ),
+            (
+                "linux",
+                "intelRdt",
+                json!({"closID": "x"}),
+                "linux.intelRdt",
+            ),
+            (
+                "process",
+                "ioPriority",
+                json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0}),
+                "process.ioPriority",
+            ),
+            (
+                "process",
+                "scheduler",
+                json!({"policy": "SCHED_BATCH"}),
+                "process.scheduler",
+            ),
+        ];
+        for (section, field, value, name) in cases {
+            let mut v = base();
+            v[section][field] = value;
+            let err = check(v).unwrap_err();
+            assert!(
+                err.starts_with(name) && err.contains("not supported"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -392,3 +392,16 @@ pub fn seccomp_set_mode_filter(
         ))),
     }
 }
+
+/// `keyctl(KEYCTL_JOIN_SESSION_KEYRING, name)`: give the calling process a new session keyring
+/// of that name (keyrings(7)), so containers do not share the caller's.
+pub fn join_session_keyring(name: &std::ffi::CStr) -> io::Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: `name` is NUL-terminated and outlives the call; the kernel copies it.
+    let ret =
+        unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    if ret == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -456,3 +456,41 @@ fn cap_mknod_is_refused_while_device_rules_are_unenforced() {
     out.expect_error_containing("CAP_MKNOD");
     skiff_tests::container::assert_no_trace(&rt, &bundle, &id);
 }
+
+/// `net.*` sysctls with the host's network namespace joined by path would change the host.
+#[test]
+fn net_sysctl_in_the_host_network_namespace_is_refused() {
+    require_root();
+    let (rt, mut bundle) = setup();
+    let before = fs::read_to_string("/proc/sys/net/ipv4/ip_forward").expect("host sysctl");
+    let flipped = if before.trim() == "1" { "0" } else { "1" };
+    let own_net = format!("/proc/{}/ns/net", std::process::id());
+    bundle
+        .set_namespace("network", Some(&own_net))
+        .config_mut(|c| {
+            c["linux"]["sysctl"] = json!({ "net.ipv4.ip_forward": flipped });
+        });
+    let id = skiff_tests::unique_id("hostnet");
+    let _guard = Container::guard(&rt, &id);
+    let out = rt.cmd(["create", "--bundle", bundle.path_str(), &id]).run();
+    out.expect_error_containing("host's network namespace");
+    assert_eq!(
+        fs::read_to_string("/proc/sys/net/ipv4/ip_forward").expect("host sysctl"),
+        before
+    );
+    skiff_tests::container::assert_no_trace(&rt, &bundle, &id);
+}
+
+/// Each container gets a session keyring of its own unless --no-new-keyring.
+#[test]
+fn containers_get_their_own_session_keyring() {
+    require_root();
+    let (rt, mut bundle) = setup();
+    bundle.config_mut(|c| c["linux"]["maskedPaths"] = json!([]));
+    let out = Container::run_sh(
+        &rt,
+        &mut bundle,
+        "grep -c ' keyring   _ses\\.run-' /proc/keys || true",
+    );
+    assert_ne!(out.trim(), "0", "no _ses.<id> keyring visible: {out}");
+}

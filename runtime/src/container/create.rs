@@ -25,7 +25,7 @@ pub struct CreateOptions {
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
     pub no_pivot: bool,
-    /// Accepted for compatibility: the runtime never creates a session keyring.
+    /// Keep the caller's session keyring (by default the init joins a new one).
     pub no_new_keyring: bool,
     pub preserve_fds: i32,
 }
@@ -55,6 +55,7 @@ pub(super) fn prepare(opts: &CreateOptions) -> Result<Prepared, Error> {
     if let Some(process) = spec.process() {
         crate::lsm::check(process)?;
         refuse_unconfined_mknod(&spec, process)?;
+        refuse_host_net_sysctls(&spec)?;
         if opts.preserve_fds < 0 {
             return Err(Error::PreserveFds(opts.preserve_fds));
         }
@@ -130,6 +131,7 @@ fn create_in(
         bundle: &p.bundle,
         rootfs: &p.rootfs,
         no_pivot: opts.no_pivot,
+        no_new_keyring: opts.no_new_keyring,
         preserve_fds: opts.preserve_fds,
         seccomp: seccomp.as_ref(),
     };
@@ -175,6 +177,36 @@ fn create_in(
         return Err(e);
     }
     Ok(pid)
+}
+
+/// `net.*` sysctls in a joined network namespace that is the runtime's own would change the
+/// host's settings (runc refuses this too).
+fn refuse_host_net_sysctls(spec: &Spec) -> Result<(), Error> {
+    use std::os::unix::fs::MetadataExt;
+    let has_net_sysctl = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.sysctl().as_ref())
+        .is_some_and(|s| s.keys().any(|k| k.starts_with("net.")));
+    let Some(path) =
+        spec::namespace(spec, LinuxNamespaceType::Network).and_then(|ns| ns.path().as_ref())
+    else {
+        return Ok(());
+    };
+    if !has_net_sysctl {
+        return Ok(());
+    }
+    let same = match (
+        std::fs::metadata(path),
+        std::fs::metadata("/proc/self/ns/net"),
+    ) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    };
+    if same {
+        return Err(Error::HostNetSysctl);
+    }
+    Ok(())
 }
 
 /// Device cgroup rules (`linux.resources.devices`) are not enforced yet: there is no cgroup

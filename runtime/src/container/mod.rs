@@ -76,6 +76,8 @@ pub enum Error {
         "process.capabilities grants CAP_MKNOD, but skiff does not enforce linux.resources.devices yet (no cgroup support): refusing a container that could create and open host devices"
     )]
     DeviceRulesUnenforced,
+    #[error("linux.sysctl: net.* sysctls are not allowed in the host's network namespace")]
+    HostNetSysctl,
     #[error("--preserve-fds {0} must not be negative")]
     PreserveFds(i32),
     #[error("unknown signal {0:?}")]

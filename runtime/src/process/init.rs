@@ -100,6 +100,23 @@ fn setup(
         }
     }
 
+    // A session keyring of the container's own, so it does not share (and read) the caller's
+    // keys; kernels without keyrings (ENOSYS) are fine, as in runc.
+    if !cfg.no_new_keyring {
+        let name = CString::new(format!("_ses.{}", cfg.id))
+            .map_err(|_| ProcessError::Nul(cfg.id.to_string()))?;
+        match sys::join_session_keyring(&name) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {}
+            Err(source) => {
+                return Err(ProcessError::Sys {
+                    op: "join a new session keyring",
+                    source,
+                });
+            }
+        }
+    }
+
     // 4. Names in the (private) UTS namespace.
     if let Some(hostname) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(hostname).map_err(errno("sethostname"))?;

@@ -142,6 +142,8 @@ pub struct InitConfig<'a> {
     pub bundle: &'a Path,
     pub rootfs: &'a Path,
     pub no_pivot: bool,
+    /// Keep the caller's session keyring instead of joining a new one (runc's --no-new-keyring).
+    pub no_new_keyring: bool,
     pub preserve_fds: i32,
     /// The compiled `linux.seccomp` filter, if any (compiled before the clone: the init only
     /// installs it).
