@@ -22,6 +22,10 @@ pub fn pivot_root(rootfs: &Path, no_pivot: bool) -> Result<(), RootfsError> {
     let err = |op| path_err(op, rootfs);
     nix::unistd::chdir(rootfs).map_err(|e| err("chdir to")(e.into()))?;
     if no_pivot {
+        // The runtime's /proc and /sys stay mounted under the moved root, reachable to anyone
+        // who escapes the chroot: detach them first (runc's msMoveRoot does the same), or cover
+        // them with an empty read-only tmpfs where they cannot be detached.
+        hide_host_proc_and_sys(rootfs)?;
         // mount --move the rootfs onto / and chroot into it (runc's msMoveRoot).
         nix::mount::mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
             .map_err(|e| err("move rootfs onto /")(e.into()))?;
@@ -45,6 +49,37 @@ pub fn pivot_root(rootfs: &Path, no_pivot: bool) -> Result<(), RootfsError> {
             .map_err(|e| err("detach old root")(e.into()))?;
     }
     nix::unistd::chdir("/").map_err(|e| path_err("chdir to", Path::new("/"))(e.into()))
+}
+
+/// Detach (or cover) every proc and sysfs mount outside `rootfs`, deepest first.
+fn hide_host_proc_and_sys(rootfs: &Path) -> Result<(), RootfsError> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(path_err("read", Path::new("/proc/self/mountinfo")))?;
+    let mut targets: Vec<String> = info
+        .lines()
+        .filter_map(|line| {
+            let (pre, post) = line.split_once(" - ")?;
+            let mount_point = pre.split(' ').nth(4)?;
+            let fstype = post.split(' ').next()?;
+            let inside = Path::new(mount_point).starts_with(rootfs);
+            (matches!(fstype, "proc" | "sysfs") && !inside).then(|| mount_point.to_string())
+        })
+        .collect();
+    targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
+    for target in targets {
+        if nix::mount::umount2(target.as_str(), MntFlags::MNT_DETACH).is_ok() {
+            continue;
+        }
+        nix::mount::mount(
+            Some("tmpfs"),
+            target.as_str(),
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            Some("size=0"),
+        )
+        .map_err(|e| path_err("cover", Path::new(&target))(e.into()))?;
+    }
+    Ok(())
 }
 
 /// After pivot_root: propagation of the new root, sysctls, and the read-only root.
