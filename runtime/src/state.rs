@@ -1,8 +1,8 @@
 //! The runtime's on-disk state: one directory per container under `--root` (default `/run/skiff`).
 //!
 //! ```text
-//! <root>/<id>/            mode 0711: the container's init, possibly running as an unprivileged
-//!                         host uid, must be able to reach exec.fifo through it
+//! <root>/<id>/            mode 0711, as runc's (the init itself reaches exec.fifo through an
+//!                         O_PATH descriptor it inherited, not through the directory)
 //!   state.json            [`State`], written atomically (temp file + rename)
 //!   exec.fifo             exists from create until start; the init blocks opening it for writing
 //! ```
