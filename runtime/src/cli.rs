@@ -125,6 +125,8 @@ pub enum Command {
         #[arg(short = 'q', long)]
         quiet: bool,
     },
+    /// Print what this runtime supports (runtime-spec features JSON).
+    Features,
     /// Write a default config.json into the bundle.
     Spec {
         #[arg(short = 'b', long, default_value = ".")]

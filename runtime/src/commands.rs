@@ -66,6 +66,7 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
             return container::run(&opts).with_context(|| format!("run container {id}"));
         }
         Command::List { format, quiet } => list(cli, *format, *quiet)?,
+        Command::Features => println!("{}", serde_json::to_string_pretty(&container::features())?),
         Command::Spec { bundle, rootless } => {
             let path = bundle.join("config.json");
             if path.exists() {

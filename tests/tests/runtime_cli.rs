@@ -43,3 +43,32 @@ fn foreground_run_forwards_signals() {
     assert_eq!(out.code(), Some(42), "{out:?}");
     assert!(out.stdout.contains("got-term"), "{out:?}");
 }
+
+/// `features` (containerd runs it with no global flags) prints the runtime-spec features JSON.
+#[test]
+fn features_prints_the_spec_document() {
+    require_root();
+    let (rt, _bundle) = setup();
+    let out = std::process::Command::new(rt.bin())
+        .arg("features")
+        .output()
+        .expect("run features");
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("features is JSON");
+    assert_eq!(v["ociVersionMin"], "1.0.0");
+    assert!(
+        v["mountOptions"]
+            .as_array()
+            .expect("mountOptions")
+            .iter()
+            .any(|o| o == "rro")
+    );
+    assert!(
+        v["linux"]["namespaces"]
+            .as_array()
+            .expect("namespaces")
+            .iter()
+            .any(|n| n == "user")
+    );
+    assert_eq!(v["linux"]["seccomp"]["enabled"], true);
+}

@@ -7,6 +7,7 @@
 
 mod create;
 mod delete;
+mod features;
 mod kill;
 mod run;
 mod spec;
@@ -17,6 +18,7 @@ use std::path::PathBuf;
 
 pub use create::{CreateOptions, create};
 pub use delete::delete;
+pub use features::features;
 pub use kill::{kill, parse_signal};
 pub use run::{RunOptions, run};
 pub use spec::default_spec;

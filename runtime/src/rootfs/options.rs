@@ -82,6 +82,27 @@ const PROPAGATION: &[(&str, MsFlags)] = &[
     ("unbindable", MsFlags::MS_UNBINDABLE),
 ];
 
+/// Every option [`parse`] understands itself (filesystem-specific options pass through to
+/// `fsconfig` and are not listed), for `skiff features`.
+pub fn known() -> Vec<String> {
+    let mut out: Vec<String> = ["defaults", "remount", "bind", "rbind"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for (name, ..) in ATTRS {
+        out.push((*name).to_string());
+        out.push(format!("r{name}"));
+    }
+    for (name, _) in PROPAGATION {
+        out.push((*name).to_string());
+        out.push(format!("r{name}"));
+    }
+    out.extend(SB_FLAGS.iter().map(|s| s.to_string()));
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Parse a mount's option list.
 pub fn parse<S: AsRef<str>>(options: &[S]) -> Result<MountOptions, UnsupportedOption> {
     let mut o = MountOptions::default();
