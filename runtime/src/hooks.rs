@@ -77,6 +77,26 @@ pub struct HookState<'a> {
     pub annotations: Option<&'a std::collections::HashMap<String, String>>,
 }
 
+impl<'a> HookState<'a> {
+    /// The state of the container `id` created from `spec` in `bundle`.
+    pub fn new(
+        spec: &'a oci_spec::runtime::Spec,
+        id: &'a str,
+        bundle: &'a Path,
+        status: Status,
+        pid: Option<i32>,
+    ) -> Self {
+        HookState {
+            oci_version: spec.version(),
+            id,
+            status,
+            pid,
+            bundle,
+            annotations: spec.annotations().as_ref(),
+        }
+    }
+}
+
 /// Run `hooks` in order; the first failure stops the list.
 pub fn run(kind: HookKind, hooks: &[Hook], state: &HookState<'_>) -> Result<(), HookError> {
     if hooks.is_empty() {

@@ -138,20 +138,6 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
             return Err(invalid(field, "is not supported by this runtime yet"));
         }
     }
-    for (i, m) in spec
-        .mounts()
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
-        if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-            return Err(invalid(
-                format!("mounts[{i}].uidMappings"),
-                "(idmapped mounts) are not supported by this runtime yet",
-            ));
-        }
-    }
 
     let mut seen = HashSet::new();
     for ns in linux.namespaces().as_deref().unwrap_or_default() {
@@ -285,6 +271,12 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
         .iter()
         .enumerate()
     {
+        if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+            return Err(invalid(
+                format!("mounts[{i}].uidMappings"),
+                "(idmapped mounts) are not supported by this runtime yet",
+            ));
+        }
         if !m.destination().is_absolute() {
             return Err(invalid(
                 format!("mounts[{i}].destination"),

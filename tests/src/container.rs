@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::bundle::Bundle;
+use crate::console::{ConsoleSocket, ReceivedFd};
 use crate::host::{mounts_mentioning, processes_referencing, wait_until};
 use crate::runtime::{CmdOutput, Runtime, unique_id};
 
@@ -59,6 +60,34 @@ impl<'a> Container<'a> {
         let (guard, out) = Self::create_with(rt, bundle, &id, &[]);
         out.expect_success();
         guard
+    }
+
+    /// `create --console-socket` of a bundle with `process.terminal: true`, under a cleanup guard:
+    /// returns the container and the pty master the runtime sent over the socket.
+    #[track_caller]
+    pub fn create_with_console(
+        rt: &'a Runtime,
+        bundle: &Bundle,
+        prefix: &str,
+    ) -> (Self, ReceivedFd) {
+        let socket = ConsoleSocket::bind(&rt.scratch().join(format!("{prefix}-console.sock")));
+        let socket_path = socket.path().to_str().expect("UTF-8 temp path").to_string();
+        let id = unique_id(prefix);
+        let guard = Container::guard(rt, &id);
+        let create = rt
+            .cmd([
+                "create",
+                "--bundle",
+                bundle.path_str(),
+                "--console-socket",
+                &socket_path,
+                &id,
+            ])
+            .cwd(bundle.path())
+            .spawn();
+        let master = socket.recv_fd(std::time::Duration::from_secs(30));
+        create.wait().expect_success();
+        (guard, master)
     }
 
     /// `run --bundle <bundle> [extra...] <fresh id>` in the foreground (the runtime waits for

@@ -284,22 +284,7 @@ fn cve_2025_52565_dev_console_symlink_is_not_followed() {
         .set_terminal(true)
         .set_readonly_root(false)
         .set_args(&["sh"]);
-    let socket = skiff_tests::ConsoleSocket::bind(&rt.scratch().join("console.sock"));
-    let socket_path = socket.path().to_str().expect("UTF-8").to_string();
-    let id = unique_id("console");
-    let c = Container::guard(&rt, &id);
-    let create = rt
-        .cmd([
-            "create",
-            "--bundle",
-            bundle.path_str(),
-            "--console-socket",
-            &socket_path,
-            &id,
-        ])
-        .spawn();
-    let master = socket.recv_fd(std::time::Duration::from_secs(30));
-    create.wait().expect_success();
+    let (c, master) = Container::create_with_console(&rt, &bundle, "console");
     c.start();
     let out = master.converse(
         "stat -c '%F %t' /dev/console; cat /etc/precious; exit\n",

@@ -8,7 +8,7 @@ use nix::sys::resource::{Resource, getrlimit};
 use serde_json::json;
 use skiff_tests::container::assert_no_trace;
 use skiff_tests::host::{parse_status_field, status_field};
-use skiff_tests::{ConsoleSocket, Container, require_root, setup, unique_id};
+use skiff_tests::{Container, require_root, setup, unique_id};
 
 /// The host wrapper that opens `$0` as fd 3 and then execs the runtime (`"$@"`): how a test
 /// hands the runtime an extra fd without `unsafe` `pre_exec`.
@@ -233,24 +233,7 @@ fn terminal_is_delivered_over_the_console_socket() {
     require_root();
     let (rt, mut bundle) = setup();
     bundle.set_terminal(true).set_args(&["sh"]);
-    let socket = ConsoleSocket::bind(&rt.scratch().join("console.sock"));
-    let socket_path = socket.path().to_str().expect("UTF-8 temp path");
-
-    let id = unique_id("terminal");
-    let c = Container::guard(&rt, &id);
-    let create = rt
-        .cmd([
-            "create",
-            "--bundle",
-            bundle.path_str(),
-            "--console-socket",
-            socket_path,
-            &id,
-        ])
-        .cwd(bundle.path())
-        .spawn();
-    let master = socket.recv_fd(Duration::from_secs(30));
-    create.wait().expect_success();
+    let (c, master) = Container::create_with_console(&rt, &bundle, "terminal");
     assert!(
         master.is_pty_master(),
         "the fd received on the console socket is not a pty master"

@@ -142,7 +142,7 @@ fn create_in(
     let hooks_started = std::cell::Cell::new(false);
     let run_hooks = |pid: Pid| {
         hooks_started.set(true);
-        let state = hook_state(
+        let state = HookState::new(
             spec,
             &opts.id,
             &p.bundle,
@@ -160,7 +160,7 @@ fn create_in(
     let ready = match process::spawn(&cfg, plan, InitHandles { fifo, console }, run_hooks) {
         Ok(ready) => ready,
         Err(e) => {
-            if hooks_started.get() || is_init_hook_failure(&e) {
+            if hooks_started.get() || matches!(e, process::ProcessError::InitHook(_)) {
                 run_poststop(spec, &opts.id, &p.bundle);
             }
             return Err(e.into());
@@ -234,10 +234,6 @@ fn compile_seccomp(spec: &Spec) -> Result<Option<seccomp::Compiled>, Error> {
     Ok(Some(seccomp::compile(profile, arch)?))
 }
 
-fn is_init_hook_failure(e: &process::ProcessError) -> bool {
-    matches!(e, process::ProcessError::Init(msg) if msg.contains("createContainer hook"))
-}
-
 fn save(opts: &CreateOptions, p: &Prepared, pid: Pid, dir: &StateDir) -> Result<(), Error> {
     let (_, pid_start) = st::proc_stat(pid.as_raw()).ok_or(Error::Process(
         process::ProcessError::InitDied("gone before its state was saved".into()),
@@ -291,27 +287,10 @@ fn make_fifo(dir: &StateDir, spec: &Spec) -> Result<(), Error> {
     Ok(())
 }
 
-pub(super) fn hook_state<'a>(
-    spec: &'a Spec,
-    id: &'a str,
-    bundle: &'a Path,
-    status: Status,
-    pid: Option<i32>,
-) -> HookState<'a> {
-    HookState {
-        oci_version: spec.version(),
-        id,
-        status,
-        pid,
-        bundle,
-        annotations: spec.annotations().as_ref(),
-    }
-}
-
 /// Poststop hooks: failures are logged, never fatal (runtime.md, "Lifecycle" step 12).
 pub(super) fn run_poststop(spec: &Spec, id: &str, bundle: &Path) {
     if let Some(list) = spec.hooks().as_ref().and_then(|h| h.poststop().as_deref()) {
-        let state = hook_state(spec, id, bundle, Status::Stopped, None);
+        let state = HookState::new(spec, id, bundle, Status::Stopped, None);
         hooks::run_all_warn(HookKind::Poststop, list, &state);
     }
 }

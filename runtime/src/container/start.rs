@@ -8,9 +8,8 @@ use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::stat::Mode;
 
-use super::create::hook_state;
 use super::{Error, io_err};
-use crate::hooks::{self, HookKind};
+use crate::hooks::{self, HookKind, HookState};
 use crate::state::{State, StateDir, Status};
 
 /// How often the init's liveness is re-checked while waiting on the fifo.
@@ -27,7 +26,7 @@ pub fn start(root: &Path, id: &str) -> Result<(), Error> {
     release(&dir, &state)?;
     let spec = &state.config;
     if let Some(list) = spec.hooks().as_ref().and_then(|h| h.poststart().as_deref()) {
-        let hs = hook_state(
+        let hs = HookState::new(
             spec,
             &state.id,
             &state.bundle,

@@ -20,6 +20,9 @@ pub enum Message {
     Detach,
     /// Init → runtime: set-up failed, with the error chain.
     Failed(String),
+    /// Init → runtime: a createContainer or startContainer hook failed, with the error chain
+    /// (the runtime then owes the poststop hooks).
+    HookFailed(String),
 }
 
 impl Message {
@@ -35,6 +38,11 @@ impl Message {
                 v.extend_from_slice(msg.as_bytes());
                 v
             }
+            Message::HookFailed(msg) => {
+                let mut v = vec![7];
+                v.extend_from_slice(msg.as_bytes());
+                v
+            }
         }
     }
 
@@ -46,6 +54,7 @@ impl Message {
             Some((4, [])) => Message::Ready,
             Some((5, [])) => Message::Detach,
             Some((6, msg)) => Message::Failed(String::from_utf8_lossy(msg).into_owned()),
+            Some((7, msg)) => Message::HookFailed(String::from_utf8_lossy(msg).into_owned()),
             _ => {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
@@ -118,6 +127,7 @@ mod tests {
             Message::Ready,
             Message::Detach,
             Message::Failed("mount /proc: permission denied".into()),
+            Message::HookFailed("createContainer hook #0 failed".into()),
         ] {
             a.send(&m).expect("send");
             assert_eq!(b.recv().expect("recv"), Some(m));

@@ -48,7 +48,12 @@ pub fn run(cfg: &InitConfig<'_>, joins: &[Join], new_user: bool, fds: InitFds) -
         msg.push_str(&s.to_string());
         source = s.source();
     }
-    if fds.channel.send(&Message::Failed(msg.clone())).is_err() {
+    let report = if matches!(err, ProcessError::Hook(_)) {
+        Message::HookFailed(msg.clone())
+    } else {
+        Message::Failed(msg.clone())
+    };
+    if fds.channel.send(&report).is_err() {
         // After `start` the runtime is gone: the process's stderr is all that is left.
         let _ = writeln!(std::io::stderr(), "skiff init: {msg}");
     }
@@ -150,13 +155,14 @@ fn setup(
         expect(channel, Message::HooksDone)?;
     }
     // 7. createContainer hooks: in the container's namespaces, before pivot_root.
-    let hook_state = |status| HookState {
-        oci_version: spec.version(),
-        id: cfg.id,
-        status,
-        pid: Some(std::process::id() as i32),
-        bundle: cfg.bundle,
-        annotations: spec.annotations().as_ref(),
+    let hook_state = |status| {
+        HookState::new(
+            spec,
+            cfg.id,
+            cfg.bundle,
+            status,
+            Some(std::process::id() as i32),
+        )
     };
     if let Some(list) = hooks.and_then(|h| h.create_container().as_deref()) {
         hooks::run(

@@ -130,6 +130,8 @@ pub enum ProcessError {
     Lsm(#[from] crate::lsm::LsmError),
     #[error("container init failed: {0}")]
     Init(String),
+    #[error("container init failed: {0}")]
+    InitHook(String),
     #[error("container init exited before it was ready ({0})")]
     InitDied(String),
 }
@@ -374,6 +376,7 @@ fn drive(
             }
             Some(Message::Ready) => return Ok(()),
             Some(Message::Failed(msg)) => return Err(ProcessError::Init(msg)),
+            Some(Message::HookFailed(msg)) => return Err(ProcessError::InitHook(msg)),
             Some(m) => {
                 return Err(ProcessError::Protocol(format!(
                     "unexpected {m:?} from init"
