@@ -70,6 +70,55 @@ pub struct CreateArgs {
     pub preserve_fds: i32,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct ExecArgs {
+    /// A JSON runtime-spec process to run (the other process flags are then ignored).
+    #[arg(short = 'p', long)]
+    pub process: Option<PathBuf>,
+    /// Allocate a pseudo-TTY.
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Unix socket that receives the pty master.
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// Return once the process has started.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Write the process's pid to this file (atomically).
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Working directory in the container.
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// Set an environment variable (NAME=VALUE); repeatable.
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// uid[:gid] to run as.
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Additional group ids; repeatable.
+    #[arg(short = 'g', long = "additional-gids")]
+    pub additional_gids: Vec<u32>,
+    /// Add a capability; repeatable.
+    #[arg(short = 'c', long = "cap")]
+    pub cap: Vec<String>,
+    /// Set no_new_privileges for the process.
+    #[arg(long = "no-new-privs")]
+    pub no_new_privs: bool,
+    /// Pass N extra descriptors (3 … 3+N-1) to the process.
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: i32,
+    /// AppArmor profile for the process.
+    #[arg(long)]
+    pub apparmor: Option<String>,
+    /// SELinux label for the process.
+    #[arg(long = "process-label")]
+    pub process_label: Option<String>,
+    /// Exec even if the container is paused (the process starts frozen).
+    #[arg(long = "ignore-paused")]
+    pub ignore_paused: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a container: set it up and leave its process waiting for `start`.
@@ -115,6 +164,15 @@ pub enum Command {
         #[arg(long = "no-subreaper")]
         no_subreaper: bool,
         id: String,
+    },
+    /// Run a new process in a running container.
+    Exec {
+        #[command(flatten)]
+        args: ExecArgs,
+        id: String,
+        /// The command and its arguments (unless --process is given).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
     },
     /// List containers.
     #[command(alias = "ps-all")]

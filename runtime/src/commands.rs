@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use anyhow::{Context, Result, bail};
-use skiff::container::{self, CreateOptions, RunOptions};
+use skiff::container::{self, CreateOptions, ExecOptions, RunOptions};
 
 use crate::cli::{Cli, Command, CreateArgs, ListFormat};
 
@@ -64,6 +64,30 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
                 no_subreaper: *no_subreaper,
             };
             return container::run(&opts).with_context(|| format!("run container {id}"));
+        }
+        Command::Exec { args, id, command } => {
+            skiff::exe::ensure_protected()?;
+            let opts = ExecOptions {
+                root: root.clone(),
+                id: id.clone(),
+                process: args.process.clone(),
+                args: command.clone(),
+                tty: args.tty,
+                console_socket: args.console_socket.clone(),
+                detach: args.detach,
+                pid_file: args.pid_file.clone(),
+                cwd: args.cwd.clone(),
+                env: args.env.clone(),
+                user: args.user.clone(),
+                additional_gids: args.additional_gids.clone(),
+                caps: args.cap.clone(),
+                no_new_privs: args.no_new_privs,
+                preserve_fds: args.preserve_fds,
+                apparmor: args.apparmor.clone(),
+                process_label: args.process_label.clone(),
+                ignore_paused: args.ignore_paused,
+            };
+            return container::exec(&opts).with_context(|| format!("exec in container {id}"));
         }
         Command::List { format, quiet } => list(cli, *format, *quiet)?,
         Command::Features => println!("{}", serde_json::to_string_pretty(&container::features())?),

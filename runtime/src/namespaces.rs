@@ -46,6 +46,20 @@ pub fn type_name(typ: LinuxNamespaceType) -> &'static str {
     }
 }
 
+/// The name of a namespace type under `/proc/<pid>/ns/`.
+pub fn proc_name(typ: LinuxNamespaceType) -> &'static str {
+    match typ {
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "net",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
 /// Why the namespaces of a configuration cannot be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum NamespaceError {

@@ -295,7 +295,7 @@ pub(super) fn run_poststop(spec: &Spec, id: &str, bundle: &Path) {
     }
 }
 
-fn absolute(p: &Path) -> PathBuf {
+pub(super) fn absolute(p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
     } else {

@@ -7,6 +7,7 @@
 
 mod create;
 mod delete;
+mod exec;
 mod features;
 mod kill;
 mod run;
@@ -18,6 +19,7 @@ use std::path::PathBuf;
 
 pub use create::{CreateOptions, create};
 pub use delete::delete;
+pub use exec::{ExecOptions, exec};
 pub use features::features;
 pub use kill::{kill, parse_signal};
 pub use run::{RunOptions, run};
@@ -82,6 +84,18 @@ pub enum Error {
     HostNetSysctl,
     #[error("--preserve-fds {0} must not be negative")]
     PreserveFds(i32),
+    #[error("cannot exec in a stopped container")]
+    ExecStopped,
+    #[error("cannot exec in a paused container (use --ignore-paused to override)")]
+    ExecPaused,
+    #[error("process args must not be empty")]
+    ExecNoArgs,
+    #[error("--user {0:?}: expected uid[:gid] as numbers")]
+    ExecUser(String),
+    #[error("--cap {0:?}: unknown capability")]
+    ExecCap(String),
+    #[error("--process {path:?}: {reason}")]
+    ProcessFile { path: PathBuf, reason: String },
     #[error("unknown signal {0:?}")]
     Signal(String),
     #[error("cannot {op} {path:?}")]

@@ -26,7 +26,7 @@ pub struct RunOptions {
 
 /// Signals passed on to the container's process (all but those that cannot be caught, the
 /// job-control stops that would stop the runtime, and SIGCHLD, which is ours).
-const FORWARDED: &[Signal] = &[
+pub(super) const FORWARDED: &[Signal] = &[
     Signal::SIGHUP,
     Signal::SIGINT,
     Signal::SIGQUIT,
@@ -107,7 +107,11 @@ pub fn run(opts: &RunOptions) -> Result<i32, Error> {
 }
 
 /// Wait for the init, passing on signals; reap every other orphan that reaches us as subreaper.
-fn wait_forwarding(pid: Pid, mask: &SigSet, relay: Option<&Relay>) -> Result<i32, Error> {
+pub(super) fn wait_forwarding(
+    pid: Pid,
+    mask: &SigSet,
+    relay: Option<&Relay>,
+) -> Result<i32, Error> {
     loop {
         // Check before waiting: the init may have exited before the first SIGCHLD wait.
         loop {
@@ -137,14 +141,14 @@ fn wait_forwarding(pid: Pid, mask: &SigSet, relay: Option<&Relay>) -> Result<i32
 }
 
 /// Copies between the runtime's stdio and the container's pty master.
-struct Relay {
+pub(super) struct Relay {
     master: std::sync::Arc<OwnedFd>,
     output: std::thread::JoinHandle<()>,
     saved: Option<termios::Termios>,
 }
 
 impl Relay {
-    fn start(sock: OwnedFd) -> Result<Relay, Error> {
+    pub(super) fn start(sock: OwnedFd) -> Result<Relay, Error> {
         let master = std::sync::Arc::new(receive_fd(&sock)?);
         let stdin = std::io::stdin();
         let saved = termios::tcgetattr(stdin.as_fd()).ok();
@@ -208,7 +212,7 @@ impl Relay {
         }
     }
 
-    fn finish(self) {
+    pub(super) fn finish(self) {
         let _ = self.output.join();
         if let Some(t) = &self.saved {
             let _ = termios::tcsetattr(std::io::stdin().as_fd(), termios::SetArg::TCSANOW, t);

@@ -41,13 +41,7 @@ pub fn run(cfg: &InitConfig<'_>, joins: &[Join], new_user: bool, fds: InitFds) -
         Ok(never) => match never {},
         Err(e) => e,
     };
-    let mut msg = err.to_string();
-    let mut source = std::error::Error::source(&err);
-    while let Some(s) = source {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        source = s.source();
-    }
+    let msg = chain(&err);
     let report = if matches!(err, ProcessError::Hook(_)) {
         Message::HookFailed(msg.clone())
     } else {
@@ -58,6 +52,38 @@ pub fn run(cfg: &InitConfig<'_>, joins: &[Join], new_user: bool, fds: InitFds) -
         let _ = writeln!(std::io::stderr(), "skiff init: {msg}");
     }
     std::process::exit(1)
+}
+
+/// Join existing namespaces in the given order (NAMESPACE_ORDER); after the user namespace,
+/// become root in it. Returns whether a user namespace was joined.
+pub(super) fn join_namespaces(joins: &[Join]) -> Result<bool, ProcessError> {
+    let mut joined_user = false;
+    for join in joins {
+        setns(join.file.as_fd(), crate::namespaces::clone_flag(join.typ)).map_err(|e| {
+            ProcessError::Setns {
+                typ: join.typ,
+                source: e.into(),
+            }
+        })?;
+        if join.typ == LinuxNamespaceType::User {
+            become_root()?;
+            set_pdeathsig()?;
+            joined_user = true;
+        }
+    }
+    Ok(joined_user)
+}
+
+/// The error and its sources as one line, for the channel.
+pub(super) fn chain(err: &ProcessError) -> String {
+    let mut msg = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
 }
 
 fn setup(
@@ -92,18 +118,7 @@ fn setup(
     }
 
     // 3. Join existing namespaces, user first (NAMESPACE_ORDER).
-    for join in joins {
-        setns(join.file.as_fd(), crate::namespaces::clone_flag(join.typ)).map_err(|e| {
-            ProcessError::Setns {
-                typ: join.typ,
-                source: e.into(),
-            }
-        })?;
-        if join.typ == LinuxNamespaceType::User {
-            become_root()?;
-            set_pdeathsig()?;
-        }
-    }
+    join_namespaces(joins)?;
 
     // A session keyring of the container's own, so it does not share (and read) the caller's
     // keys; kernels without keyrings (ENOSYS) are fine, as in runc.
@@ -185,56 +200,15 @@ fn setup(
     // LSM labels take effect at execve; written while /proc is the container's own.
     crate::lsm::set_exec_labels(process)?;
 
-    // 9. The terminal, created inside the container so that it belongs to its devpts.
-    if process.terminal().unwrap_or(false) {
-        let console = fds.console.as_ref().ok_or(ProcessError::NoConsoleSocket)?;
-        super::tty::setup_console(console.as_fd(), process)?;
-    }
-
-    // 10. Limits and the OOM score are inherited by the process.
-    set_rlimits(process)?;
-
-    // 11. No new privileges, then user and capabilities.
-    if process.no_new_privileges().unwrap_or(false) {
-        nix::sys::prctl::set_no_new_privs().map_err(errno("set no_new_privs"))?;
-    }
-    // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN (seccomp(2)): do it while
-    // we still hold it, before the user switch drops capabilities. Every later system call
-    // (setresuid, capset, the fifo, execve) then runs under the filter, as in runc.
+    // 9–13. Terminal, limits, privileges, cwd, what to exec, descriptors.
     let nnp = process.no_new_privileges().unwrap_or(false);
-    if let Some(filter) = cfg.seccomp.filter(|_| !nnp) {
-        crate::seccomp::install(filter)?;
-    }
-    let cwd = process.cwd();
-    switch_user(process, new_user)?;
-    set_pdeathsig()?;
-    nix::unistd::chdir(cwd.as_path()).map_err(|e| ProcessError::Cwd {
-        cwd: cwd.clone(),
-        source: e.into(),
-    })?;
-    // A cwd outside the root (a leaked host directory fd, CVE-2024-21626) makes getcwd fail
-    // with ENOENT or report a path that is not absolute.
-    match nix::unistd::getcwd() {
-        Ok(p) if p.is_absolute() => {}
-        _ => return Err(ProcessError::CwdOutsideRoot { cwd: cwd.clone() }),
-    }
-    umask(Mode::from_bits_truncate(
-        process.user().umask().unwrap_or(0o022) as libc::mode_t,
-    ));
-
-    // 12. What to exec, resolved now so that a missing binary fails `create`, not `start`.
-    let env = environment(process);
-    let args = process.args().as_deref().unwrap_or_default();
-    let exe = lookup(&args[0], &env)?;
-    let argv: Vec<CString> = args.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?;
-    let envp: Vec<CString> = env.iter().map(|e| cstring(e)).collect::<Result<_, _>>()?;
-
-    // 13. Every descriptor above the preserved ones is closed at exec (CVE-2024-21626: no host
-    //     fd may reach the container's process).
-    sys::cloexec_from(3 + cfg.preserve_fds).map_err(|e| ProcessError::Sys {
-        op: "close_range",
-        source: e,
-    })?;
+    let target = prepare_process(
+        process,
+        fds.console.as_ref(),
+        cfg.seccomp,
+        new_user,
+        cfg.preserve_fds,
+    )?;
 
     // 14. Tell the runtime we are ready; once it has saved the state it tells us to detach.
     channel
@@ -256,25 +230,118 @@ fn setup(
         hooks::run(HookKind::StartContainer, list, &hook_state(Status::Created))?;
     }
 
-    // 17. Signal dispositions that survive execve must be the defaults.
-    sys::reset_signals().map_err(|e| ProcessError::Sys {
-        op: "reset signals",
-        source: e,
-    })?;
-    // With no_new_privs the filter goes in as late as possible: only execve runs under it here.
-    if let Some(filter) = cfg.seccomp.filter(|_| nnp) {
+    // 17. The user's program.
+    Err(exec_process(target, cfg.seccomp.filter(|_| nnp)))
+}
+
+/// What `execve` needs, resolved inside the container.
+pub(super) struct Target {
+    arg0: String,
+    exe: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+}
+
+/// The steps an init and an `exec`'d process share once they are inside the container's
+/// namespaces and root: terminal, limits, no_new_privs, seccomp (before the capability drop
+/// without no_new_privs), user and capabilities, cwd, umask, the executable, and close-on-exec
+/// for every descriptor above the preserved ones.
+pub(super) fn prepare_process(
+    process: &Process,
+    console: Option<&OwnedFd>,
+    seccomp: Option<&crate::seccomp::Compiled>,
+    in_userns: bool,
+    preserve_fds: i32,
+) -> Result<Target, ProcessError> {
+    // The terminal, created inside the container so that it belongs to its devpts.
+    if process.terminal().unwrap_or(false) {
+        let console = console.ok_or(ProcessError::NoConsoleSocket)?;
+        super::tty::setup_console(console.as_fd(), process)?;
+    }
+
+    // Limits are inherited by the process.
+    set_rlimits(process)?;
+
+    // No new privileges, then user and capabilities.
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    if nnp {
+        nix::sys::prctl::set_no_new_privs().map_err(errno("set no_new_privs"))?;
+    }
+    // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN (seccomp(2)): do it while
+    // we still hold it, before the user switch drops capabilities. Every later system call
+    // (setresuid, capset, the fifo, execve) then runs under the filter, as in runc.
+    if let Some(filter) = seccomp.filter(|_| !nnp) {
         crate::seccomp::install(filter)?;
     }
-    let err = nix::unistd::execve(&exe, &argv, &envp).map_err(std::io::Error::from);
-    Err(ProcessError::Exec {
-        path: args[0].clone(),
-        source: err
-            .err()
-            .unwrap_or_else(|| std::io::Error::other("execve returned")),
+    let cwd = process.cwd();
+    switch_user(process, in_userns)?;
+    set_pdeathsig()?;
+    nix::unistd::chdir(cwd.as_path()).map_err(|e| ProcessError::Cwd {
+        cwd: cwd.clone(),
+        source: e.into(),
+    })?;
+    // A cwd outside the root (a leaked host directory fd, CVE-2024-21626) makes getcwd fail
+    // with ENOENT or report a path that is not absolute.
+    match nix::unistd::getcwd() {
+        Ok(p) if p.is_absolute() => {}
+        _ => return Err(ProcessError::CwdOutsideRoot { cwd: cwd.clone() }),
+    }
+    umask(Mode::from_bits_truncate(
+        process.user().umask().unwrap_or(0o022) as libc::mode_t,
+    ));
+
+    // What to exec, resolved now so that a missing binary fails `create` (or `exec`) before
+    // the caller is told the process exists.
+    let env = environment(process);
+    let args = process.args().as_deref().unwrap_or_default();
+    let arg0 = args.first().cloned().unwrap_or_default();
+    let exe = lookup(&arg0, &env)?;
+    let argv: Vec<CString> = args.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?;
+    let envp: Vec<CString> = env.iter().map(|e| cstring(e)).collect::<Result<_, _>>()?;
+
+    // Every descriptor above the preserved ones is closed at exec (CVE-2024-21626: no host fd
+    // may reach the container's process).
+    sys::cloexec_from(3 + preserve_fds).map_err(|e| ProcessError::Sys {
+        op: "close_range",
+        source: e,
+    })?;
+    Ok(Target {
+        arg0,
+        exe,
+        argv,
+        envp,
     })
 }
 
-fn set_pdeathsig() -> Result<(), ProcessError> {
+/// Reset signal dispositions, install a no_new_privs seccomp filter as late as possible (only
+/// execve runs under it here), and exec. Returns only on failure.
+pub(super) fn exec_process(
+    target: Target,
+    late_filter: Option<&crate::seccomp::Compiled>,
+) -> ProcessError {
+    // Signal dispositions that survive execve must be the defaults.
+    if let Err(e) = sys::reset_signals() {
+        return ProcessError::Sys {
+            op: "reset signals",
+            source: e,
+        };
+    }
+    if let Some(filter) = late_filter {
+        if let Err(e) = crate::seccomp::install(filter) {
+            return e.into();
+        }
+    }
+    let err =
+        nix::unistd::execve(&target.exe, &target.argv, &target.envp).map_err(std::io::Error::from);
+    ProcessError::Exec {
+        path: target.arg0,
+        source: err
+            .err()
+            .unwrap_or_else(|| std::io::Error::other("execve returned")),
+    }
+}
+
+pub(super) fn set_pdeathsig() -> Result<(), ProcessError> {
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
         .map_err(errno("set parent-death signal"))
 }
@@ -297,7 +364,7 @@ fn reopen_fifo(
         .map_err(to_io)
 }
 
-fn expect(channel: &Channel, want: Message) -> Result<(), ProcessError> {
+pub(super) fn expect(channel: &Channel, want: Message) -> Result<(), ProcessError> {
     match channel.recv().map_err(io("receive from runtime"))? {
         Some(m) if m == want => Ok(()),
         Some(m) => Err(ProcessError::Protocol(format!(
@@ -307,11 +374,11 @@ fn expect(channel: &Channel, want: Message) -> Result<(), ProcessError> {
     }
 }
 
-fn io(op: &'static str) -> impl FnOnce(std::io::Error) -> ProcessError {
+pub(super) fn io(op: &'static str) -> impl FnOnce(std::io::Error) -> ProcessError {
     move |source| ProcessError::Sys { op, source }
 }
 
-fn errno(op: &'static str) -> impl FnOnce(nix::errno::Errno) -> ProcessError {
+pub(super) fn errno(op: &'static str) -> impl FnOnce(nix::errno::Errno) -> ProcessError {
     move |e| ProcessError::Sys {
         op,
         source: e.into(),

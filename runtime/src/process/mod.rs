@@ -23,6 +23,7 @@
 //! runs straight Rust code until `execve`. The runtime is single-threaded up to the clone.
 
 mod channel;
+mod exec;
 mod init;
 mod tty;
 
@@ -37,6 +38,7 @@ use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
 
 pub use channel::{Channel, Message};
+pub use exec::{ExecConfig, spawn_exec};
 
 use crate::hooks::HookError;
 use crate::namespaces::Plan;
@@ -132,6 +134,8 @@ pub enum ProcessError {
     Init(String),
     #[error("container init failed: {0}")]
     InitHook(String),
+    #[error("exec failed: {0}")]
+    ExecFailed(String),
     #[error("container init exited before it was ready ({0})")]
     InitDied(String),
 }
@@ -234,7 +238,7 @@ fn describe(s: WaitStatus) -> String {
     }
 }
 
-/// Namespaces that only take effect for children are entered around the clone, then left.
+/// Clone the init; in the child this never returns.
 fn clone_init(
     cfg: &InitConfig<'_>,
     plan: &Plan,
@@ -242,6 +246,24 @@ fn clone_init(
     child: Channel,
     handles: InitHandles,
 ) -> Result<(Pid, Channel), ProcessError> {
+    let Some(pid) = fork_into(cfg.spec, plan)? else {
+        // The runtime's end must not stay open in the init, or the init would never see EOF
+        // when the runtime dies.
+        drop(parent);
+        let fds = init::InitFds {
+            channel: child,
+            fifo: handles.fifo,
+            console: handles.console,
+        };
+        init::run(cfg, &plan.join_in_init, plan.new_user, fds);
+    };
+    drop(child);
+    Ok((pid, parent))
+}
+
+/// Fork with `plan`'s new namespaces, born inside the "for children" namespaces (pid, time),
+/// which are entered around the clone and then left. Returns `None` in the child.
+fn fork_into(spec: &Spec, plan: &Plan) -> Result<Option<Pid>, ProcessError> {
     let sys_err = |op| {
         move |e: nix::errno::Errno| ProcessError::Sys {
             op,
@@ -294,26 +316,17 @@ fn clone_init(
     if plan.new_time {
         nix::sched::unshare(crate::namespaces::clone_flag(LinuxNamespaceType::Time))
             .map_err(sys_err("unshare time namespace"))?;
-        write_time_offsets(cfg.spec)?;
+        write_time_offsets(spec)?;
     }
 
     let forked =
         crate::sys::clone_fork(plan.clone_flags.bits()).map_err(|source| ProcessError::Sys {
-            op: "clone container init",
+            op: "clone container process",
             source,
         })?;
     let Some(pid) = forked else {
-        // The runtime's end must not stay open in the init, or the runtime would never see EOF
-        // when the init dies.
-        drop(parent);
-        let fds = init::InitFds {
-            channel: child,
-            fifo: handles.fifo,
-            console: handles.console,
-        };
-        init::run(cfg, &plan.join_in_init, plan.new_user, fds);
+        return Ok(None);
     };
-    drop(child);
     if let Some(ns) = restore_pid {
         nix::sched::setns(ns.as_fd(), CloneFlags::CLONE_NEWPID)
             .map_err(sys_err("return to own pid namespace"))?;
@@ -325,7 +338,7 @@ fn clone_init(
         )
         .map_err(sys_err("return to own time namespace"))?;
     }
-    Ok((pid, parent))
+    Ok(Some(pid))
 }
 
 fn drive(
