@@ -245,3 +245,35 @@ fn exec_errors_are_clear() {
         .run()
         .expect_error_containing("cannot exec in a stopped container");
 }
+
+#[test]
+fn exec_enters_the_user_namespace() {
+    require_root();
+    let (rt, mut bundle) = setup();
+    let mapping = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+    bundle.set_namespace("user", None).config_mut(|c| {
+        c["linux"]["uidMappings"] = mapping.clone();
+        c["linux"]["gidMappings"] = mapping;
+    });
+    let c = sleeper(&rt, &mut bundle, "exec-userns");
+    let out = rt
+        .cmd([
+            "exec",
+            c.id(),
+            "sh",
+            "-c",
+            "readlink /proc/self/ns/user; id -u; cat /proc/self/uid_map",
+        ])
+        .run();
+    out.expect_success();
+    let lines: Vec<String> = out
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        lines,
+        [ns_link(c.pid(), "user"), "0".into(), "0 100000 65536".into()],
+        "{out:?}"
+    );
+}
