@@ -23,7 +23,7 @@ pub struct Cli {
     /// Log at debug level.
     #[arg(long, global = true)]
     pub debug: bool,
-    /// Use systemd to manage cgroups (not supported yet: refused when a cgroup is needed).
+    /// Use systemd to manage cgroups (refused with a clear error where systemd is not running).
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
     /// Accepted for compatibility with callers that pass it (auto, true, false).
@@ -119,6 +119,49 @@ pub struct ExecArgs {
     pub ignore_paused: bool,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct UpdateArgs {
+    /// A JSON runtime-spec linux.resources file, or "-" for stdin.
+    #[arg(short = 'r', long)]
+    pub resources: Option<PathBuf>,
+    /// Block IO weight (10-1000).
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<u16>,
+    /// CPU CFS period in microseconds.
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<u64>,
+    /// CPU CFS quota in microseconds (-1: unlimited).
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// CPU shares (relative weight).
+    #[arg(long = "cpu-share")]
+    pub cpu_share: Option<u64>,
+    /// CPU realtime period in microseconds.
+    #[arg(long = "cpu-rt-period")]
+    pub cpu_rt_period: Option<u64>,
+    /// CPU realtime runtime in microseconds.
+    #[arg(long = "cpu-rt-runtime", allow_hyphen_values = true)]
+    pub cpu_rt_runtime: Option<i64>,
+    /// CPUs the container may use (e.g. 0-1).
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes the container may use.
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Memory limit (bytes, or with a k/m/g suffix; -1: unlimited).
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory: Option<String>,
+    /// Memory soft limit.
+    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
+    pub memory_reservation: Option<String>,
+    /// Memory plus swap limit.
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Maximum number of processes (-1: unlimited).
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a container: set it up and leave its process waiting for `start`.
@@ -173,6 +216,35 @@ pub enum Command {
         /// The command and its arguments (unless --process is given).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
+    },
+    /// List the processes of a container.
+    Ps {
+        #[arg(short = 'f', long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+        id: String,
+        /// Options for the host's ps, accepted for runc compatibility only with the table format.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        ps_args: Vec<String>,
+    },
+    /// Freeze every process of a container.
+    Pause { id: String },
+    /// Thaw a paused container.
+    Resume { id: String },
+    /// Change a container's resource limits.
+    Update {
+        #[command(flatten)]
+        args: UpdateArgs,
+        id: String,
+    },
+    /// Print a container's resource statistics and OOM events as JSON lines.
+    Events {
+        /// Print the statistics once and exit.
+        #[arg(long)]
+        stats: bool,
+        /// How often to print statistics.
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        id: String,
     },
     /// List containers.
     #[command(alias = "ps-all")]

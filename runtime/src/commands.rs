@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::{Context, Result, bail};
 use skiff::container::{self, CreateOptions, ExecOptions, RunOptions};
 
-use crate::cli::{Cli, Command, CreateArgs, ListFormat};
+use crate::cli::{Cli, Command, CreateArgs, ListFormat, UpdateArgs};
 
 /// The version lines in runc's layout (go-runc parses `<name> version X`, `commit:`, `spec:`).
 fn version() -> String {
@@ -89,6 +89,23 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
             };
             return container::exec(&opts).with_context(|| format!("exec in container {id}"));
         }
+        Command::Ps {
+            format,
+            id,
+            ps_args,
+        } => ps(root, id, *format, ps_args)?,
+        Command::Pause { id } => container::pause(root, id)?,
+        Command::Resume { id } => container::resume(root, id)?,
+        Command::Update { args, id } => container::update(&update_options(root, args, id)?)?,
+        Command::Events {
+            stats,
+            interval,
+            id,
+        } => {
+            let interval = container::parse_interval(interval)
+                .map_err(|e| anyhow::anyhow!("--interval: {e}"))?;
+            container::events(root, id, *stats, interval, &mut std::io::stdout().lock())?;
+        }
         Command::List { format, quiet } => list(cli, *format, *quiet)?,
         Command::Features => println!("{}", serde_json::to_string_pretty(&container::features())?),
         Command::Spec { bundle, rootless } => {
@@ -114,7 +131,76 @@ fn create_options(cli: &Cli, args: &CreateArgs, id: &str) -> CreateOptions {
         no_pivot: args.no_pivot,
         no_new_keyring: args.no_new_keyring,
         preserve_fds: args.preserve_fds,
+        systemd_cgroup: cli.systemd_cgroup,
     }
+}
+
+fn update_options(
+    root: &std::path::Path,
+    args: &UpdateArgs,
+    id: &str,
+) -> Result<container::UpdateOptions> {
+    let bytes = |flag: &str, v: &Option<String>| -> Result<Option<i64>> {
+        v.as_deref()
+            .map(|s| container::parse_bytes(s).map_err(|e| anyhow::anyhow!("--{flag}: {e}")))
+            .transpose()
+    };
+    Ok(container::UpdateOptions {
+        root: root.to_path_buf(),
+        id: id.to_string(),
+        resources: args.resources.clone(),
+        flags: container::UpdateFlags {
+            blkio_weight: args.blkio_weight,
+            cpu_period: args.cpu_period,
+            cpu_quota: args.cpu_quota,
+            cpu_share: args.cpu_share,
+            cpu_rt_period: args.cpu_rt_period,
+            cpu_rt_runtime: args.cpu_rt_runtime,
+            cpuset_cpus: args.cpuset_cpus.clone(),
+            cpuset_mems: args.cpuset_mems.clone(),
+            memory: bytes("memory", &args.memory)?,
+            memory_reservation: bytes("memory-reservation", &args.memory_reservation)?,
+            memory_swap: bytes("memory-swap", &args.memory_swap)?,
+            pids_limit: args.pids_limit,
+        },
+    })
+}
+
+/// `ps`: JSON is the array of host pids (what containerd reads); the table has ps -ef's
+/// columns, read from /proc.
+fn ps(root: &std::path::Path, id: &str, format: ListFormat, ps_args: &[String]) -> Result<()> {
+    let pids = container::pids(root, id)?;
+    let mut out = std::io::stdout().lock();
+    if format == ListFormat::Json {
+        writeln!(out, "{}", serde_json::to_string(&pids)?)?;
+        return Ok(());
+    }
+    if !ps_args.is_empty() {
+        bail!(
+            "ps options ({}) are not supported: skiff reads /proc itself; use --format json for the pids",
+            ps_args.join(" ")
+        );
+    }
+    writeln!(
+        out,
+        "{:>8} {:>8} {:>8} {:>9}  CMD",
+        "UID", "PID", "PPID", "TIME"
+    )?;
+    for row in pids.iter().filter_map(|p| container::ProcessRow::read(*p)) {
+        let t = row.cpu_secs;
+        writeln!(
+            out,
+            "{:>8} {:>8} {:>8} {:>3}:{:02}:{:02}  {}",
+            row.uid,
+            row.pid,
+            row.ppid,
+            t / 3600,
+            t / 60 % 60,
+            t % 60,
+            row.cmd
+        )?;
+    }
+    Ok(())
 }
 
 fn list(cli: &Cli, format: ListFormat, quiet: bool) -> Result<()> {

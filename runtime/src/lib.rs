@@ -8,6 +8,7 @@
 //!   `run`, `list`, `spec`);
 //! - [`process`] is the clone of the container's init and the runtime ⇄ init protocol;
 //! - [`namespaces`], [`rootfs`], [`hooks`] and [`seccomp`] are what the init sets up;
+//! - [`cgroups`] places the container in its cgroups and applies `linux.resources`;
 //! - [`state`] is the on-disk state under `--root`;
 //! - [`exe`] protects the runtime's binary on the paths that enter a container (CVE-2019-5736).
 //!
@@ -15,6 +16,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod cgroups;
 pub mod container;
 pub mod exe;
 pub mod hooks;

@@ -109,6 +109,10 @@ pub struct Plan {
     pub join_in_init: Vec<Join>,
     /// The init is in a new user namespace and waits for its id mappings.
     pub new_user: bool,
+    /// A new cgroup namespace, unshared by the init once the runtime has placed it in the
+    /// container's cgroup (a namespace made by the clone would be rooted at the runtime's own
+    /// cgroup, cgroup_namespaces(7)). Not part of `clone_flags`.
+    pub new_cgroup: bool,
 }
 
 /// Work out the plan for a validated spec.
@@ -131,6 +135,7 @@ pub fn plan(spec: &Spec) -> Result<Plan, NamespaceError> {
         join_before_clone: Vec::new(),
         join_in_init: Vec::new(),
         new_user: false,
+        new_cgroup: false,
     };
     for typ in NAMESPACE_ORDER {
         let Some(ns) = namespaces.iter().find(|ns| ns.typ() == typ) else {
@@ -138,6 +143,7 @@ pub fn plan(spec: &Spec) -> Result<Plan, NamespaceError> {
         };
         match ns.path() {
             None if typ == LinuxNamespaceType::Time => plan.new_time = true,
+            None if typ == LinuxNamespaceType::Cgroup => plan.new_cgroup = true,
             None => {
                 plan.clone_flags |= clone_flag(typ);
                 plan.new_user |= typ == LinuxNamespaceType::User;

@@ -100,8 +100,12 @@ pub struct State {
     pub owner: String,
     #[serde(default)]
     pub annotations: HashMap<String, String>,
-    /// The configuration the container was created from (hooks run at start and delete).
+    /// The configuration the container was created from (hooks run at start and delete;
+    /// `update` writes the new resources into it).
     pub config: Spec,
+    /// Where the container's cgroup is (absent in states written before cgroup support).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<crate::cgroups::Location>,
 }
 
 /// The state JSON that `skiff state` and `skiff list --format json` print (runc's shape).
@@ -138,6 +142,14 @@ impl State {
             owner: &self.owner,
             annotations: &self.annotations,
         }
+    }
+
+    /// Is the container's cgroup frozen (`pause`)?
+    pub fn frozen(&self) -> bool {
+        self.cgroup
+            .as_ref()
+            .and_then(|l| crate::cgroups::Manager::open(l).ok())
+            .is_some_and(|m| m.is_frozen().unwrap_or(false))
     }
 
     /// Does the pid still name the process this container started?
@@ -250,10 +262,12 @@ impl StateDir {
         write_atomic(&self.path.join(STATE_FILE), &bytes)
     }
 
-    /// Derive the status from the init process and the fifo.
+    /// Derive the status from the init process, the fifo and the cgroup's freezer.
     pub fn status(&self, state: &State) -> Status {
         if !state.init_alive() {
             Status::Stopped
+        } else if state.frozen() {
+            Status::Paused
         } else if self.fifo_path().exists() {
             Status::Created
         } else {

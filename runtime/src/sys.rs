@@ -405,3 +405,318 @@ pub fn join_session_keyring(name: &std::ffi::CStr) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Kernel ABI of `bpf(2)` (include/uapi/linux/bpf.h, bpf_common.h), spelled out here because
+/// libc exports neither the command numbers nor `union bpf_attr`.
+pub mod bpf_api {
+    // enum bpf_cmd
+    pub const BPF_PROG_LOAD: libc::c_int = 5;
+    pub const BPF_PROG_ATTACH: libc::c_int = 8;
+    pub const BPF_PROG_DETACH: libc::c_int = 9;
+    pub const BPF_PROG_GET_FD_BY_ID: libc::c_int = 13;
+    pub const BPF_OBJ_GET_INFO_BY_FD: libc::c_int = 15;
+    pub const BPF_PROG_QUERY: libc::c_int = 16;
+    // enum bpf_prog_type
+    pub const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
+    // enum bpf_attach_type
+    pub const BPF_CGROUP_DEVICE: u32 = 6;
+    // BPF_PROG_ATTACH flags
+    pub const BPF_F_ALLOW_MULTI: u32 = 1 << 1;
+    /// Length of `prog_name` and `bpf_prog_info.name`, NUL included.
+    pub const BPF_OBJ_NAME_LEN: usize = 16;
+}
+use bpf_api::*;
+
+/// One eBPF instruction, laid out as the kernel's `struct bpf_insn`: opcode, then the
+/// destination register in the low nibble and the source register in the high nibble of one
+/// byte (the bitfield order of little-endian targets, the only ones skiff builds for), a signed
+/// 16-bit offset and a signed 32-bit immediate.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BpfInsn {
+    pub code: u8,
+    pub regs: u8,
+    pub off: i16,
+    pub imm: i32,
+}
+const _: () = assert!(std::mem::size_of::<BpfInsn>() == 8);
+
+/// The `BPF_PROG_LOAD` member of `union bpf_attr`, up to `expected_attach_type`. The kernel
+/// zero-fills the fields it knows beyond the size passed, and every byte here is a named field
+/// (no implicit padding), so nothing uninitialised reaches it.
+#[repr(C)]
+struct ProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; BPF_OBJ_NAME_LEN],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+}
+const _: () = assert!(std::mem::size_of::<ProgLoadAttr>() == 72);
+
+/// The `BPF_PROG_ATTACH` / `BPF_PROG_DETACH` member of `union bpf_attr`.
+#[repr(C)]
+struct ProgAttachAttr {
+    target_fd: u32,
+    attach_bpf_fd: u32,
+    attach_type: u32,
+    attach_flags: u32,
+    replace_bpf_fd: u32,
+}
+
+/// The `BPF_PROG_QUERY` member of `union bpf_attr`, up to `prog_cnt` (plus its padding, named).
+#[repr(C)]
+struct ProgQueryAttr {
+    target_fd: u32,
+    attach_type: u32,
+    query_flags: u32,
+    attach_flags: u32,
+    prog_ids: u64,
+    prog_cnt: u32,
+    pad: u32,
+}
+const _: () = assert!(std::mem::size_of::<ProgQueryAttr>() == 32);
+
+/// The `BPF_*_GET_FD_BY_ID` member of `union bpf_attr`.
+#[repr(C)]
+struct GetFdByIdAttr {
+    id: u32,
+    next_id: u32,
+    open_flags: u32,
+}
+
+/// The `BPF_OBJ_GET_INFO_BY_FD` member of `union bpf_attr`.
+#[repr(C)]
+struct InfoByFdAttr {
+    bpf_fd: u32,
+    info_len: u32,
+    info: u64,
+}
+
+/// The head of the kernel's `struct bpf_prog_info`, up to `name`; the kernel copies out only
+/// `info_len` bytes, so the rest of the (growing) struct is never written here.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BpfProgInfo {
+    pub prog_type: u32,
+    pub id: u32,
+    pub tag: [u8; 8],
+    pub jited_prog_len: u32,
+    pub xlated_prog_len: u32,
+    pub jited_prog_insns: u64,
+    pub xlated_prog_insns: u64,
+    pub load_time: u64,
+    pub created_by_uid: u32,
+    pub nr_map_ids: u32,
+    pub map_ids: u64,
+    pub name: [u8; BPF_OBJ_NAME_LEN],
+}
+const _: () = assert!(std::mem::size_of::<BpfProgInfo>() == 80);
+
+/// `bpf(BPF_PROG_LOAD)`: load `insns` as a program of `prog_type` named `name` (at most 15
+/// bytes of `[A-Za-z0-9_.]`, which the kernel checks). With `log` non-empty the verifier writes
+/// its level-1 log there (NUL-terminated); note that a log buffer too small for the log makes
+/// the load fail with `ENOSPC`, so callers pass one only to explain a failure.
+pub fn bpf_prog_load(
+    prog_type: u32,
+    insns: &[BpfInsn],
+    license: &std::ffi::CStr,
+    name: &str,
+    log: &mut [u8],
+) -> io::Result<OwnedFd> {
+    let einval = || io::Error::from_raw_os_error(libc::EINVAL);
+    let mut prog_name = [0u8; BPF_OBJ_NAME_LEN];
+    if name.len() >= BPF_OBJ_NAME_LEN {
+        return Err(einval());
+    }
+    prog_name[..name.len()].copy_from_slice(name.as_bytes());
+    let attr = ProgLoadAttr {
+        prog_type,
+        insn_cnt: u32::try_from(insns.len()).map_err(|_| einval())?,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        log_level: u32::from(!log.is_empty()),
+        log_size: u32::try_from(log.len()).map_err(|_| einval())?,
+        log_buf: if log.is_empty() {
+            0
+        } else {
+            log.as_mut_ptr() as u64
+        },
+        kern_version: 0,
+        prog_flags: 0,
+        prog_name,
+        prog_ifindex: 0,
+        expected_attach_type: 0,
+    };
+    // SAFETY: `attr` is a live `ProgLoadAttr` whose size is passed with it; its `insns` pointer
+    // and count describe `insns`, `license` is NUL-terminated, and `log_buf`/`log_size` describe
+    // the writable `log` (or are 0); all three borrows outlive the call, and the kernel copies
+    // the program and keeps no pointer into any of them after it returns.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_LOAD,
+            &attr as *const ProgLoadAttr,
+            std::mem::size_of::<ProgLoadAttr>(),
+        )
+    };
+    owned_fd(fd)
+}
+
+/// `bpf(BPF_PROG_ATTACH)`: attach `prog` to `target` (a cgroup directory) at `attach_type`.
+pub fn bpf_prog_attach(
+    target: BorrowedFd<'_>,
+    prog: BorrowedFd<'_>,
+    attach_type: u32,
+    flags: u32,
+) -> io::Result<()> {
+    let attr = ProgAttachAttr {
+        target_fd: target.as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type,
+        attach_flags: flags,
+        replace_bpf_fd: 0,
+    };
+    // SAFETY: `attr` is a live `ProgAttachAttr` whose size is passed with it; it holds no
+    // pointers, and both descriptors are borrowed (open) for the duration of the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_ATTACH,
+            &attr as *const ProgAttachAttr,
+            std::mem::size_of::<ProgAttachAttr>(),
+        )
+    };
+    if ret == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `bpf(BPF_PROG_DETACH)`: detach `prog` from `target` at `attach_type`.
+pub fn bpf_prog_detach(
+    target: BorrowedFd<'_>,
+    prog: BorrowedFd<'_>,
+    attach_type: u32,
+) -> io::Result<()> {
+    let attr = ProgAttachAttr {
+        target_fd: target.as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type,
+        attach_flags: 0,
+        replace_bpf_fd: 0,
+    };
+    // SAFETY: `attr` is a live `ProgAttachAttr` whose size is passed with it; it holds no
+    // pointers, and both descriptors are borrowed (open) for the duration of the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_DETACH,
+            &attr as *const ProgAttachAttr,
+            std::mem::size_of::<ProgAttachAttr>(),
+        )
+    };
+    if ret == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `bpf(BPF_PROG_QUERY)`: the ids of the programs attached directly to `target` at
+/// `attach_type` are written to the front of `ids`, and their total number is returned. When
+/// the total exceeds `ids.len()` only `ids.len()` ids were written (the kernel's `ENOSPC`,
+/// turned into that count here); an empty `ids` asks for the count alone.
+pub fn bpf_prog_query(
+    target: BorrowedFd<'_>,
+    attach_type: u32,
+    ids: &mut [u32],
+) -> io::Result<usize> {
+    let mut attr = ProgQueryAttr {
+        target_fd: target.as_raw_fd() as u32,
+        attach_type,
+        query_flags: 0,
+        attach_flags: 0,
+        prog_ids: if ids.is_empty() {
+            0
+        } else {
+            ids.as_mut_ptr() as u64
+        },
+        prog_cnt: u32::try_from(ids.len())
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?,
+        pad: 0,
+    };
+    // SAFETY: `attr` is a live, writable `ProgQueryAttr` whose size is passed with it (the
+    // kernel writes `attach_flags` and `prog_cnt` back into it); `prog_ids`/`prog_cnt` describe
+    // the writable `ids` (or are 0), which outlives the call, and the kernel writes at most
+    // `prog_cnt` ids.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_QUERY,
+            &mut attr as *mut ProgQueryAttr,
+            std::mem::size_of::<ProgQueryAttr>(),
+        )
+    };
+    if ret == -1 {
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::ENOSPC) {
+            return Err(err);
+        }
+    }
+    Ok(attr.prog_cnt as usize)
+}
+
+/// `bpf(BPF_PROG_GET_FD_BY_ID)`: a new descriptor for the loaded program with that id.
+pub fn bpf_prog_get_fd_by_id(id: u32) -> io::Result<OwnedFd> {
+    let attr = GetFdByIdAttr {
+        id,
+        next_id: 0,
+        open_flags: 0,
+    };
+    // SAFETY: `attr` is a live `GetFdByIdAttr` whose size is passed with it; it holds no
+    // pointers.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_GET_FD_BY_ID,
+            &attr as *const GetFdByIdAttr,
+            std::mem::size_of::<GetFdByIdAttr>(),
+        )
+    };
+    owned_fd(fd)
+}
+
+/// `bpf(BPF_OBJ_GET_INFO_BY_FD)` on a program: the head of its `struct bpf_prog_info` (type,
+/// id, name, …).
+pub fn bpf_prog_info(prog: BorrowedFd<'_>) -> io::Result<BpfProgInfo> {
+    let mut info = BpfProgInfo::default();
+    let attr = InfoByFdAttr {
+        bpf_fd: prog.as_raw_fd() as u32,
+        info_len: std::mem::size_of::<BpfProgInfo>() as u32,
+        info: &mut info as *mut BpfProgInfo as u64,
+    };
+    // SAFETY: `attr` is a live `InfoByFdAttr` whose size is passed with it; its `info` pointer
+    // and `info_len` describe the writable local `info`, a plain-integer struct laid out as the
+    // kernel's `struct bpf_prog_info` head (any bytes are valid), and the kernel writes at most
+    // `info_len` bytes there. The zero-initialised pointer fields (`jited_prog_insns`, `map_ids`,
+    // …) with zero lengths ask for no arrays.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_GET_INFO_BY_FD,
+            &attr as *const InfoByFdAttr,
+            std::mem::size_of::<InfoByFdAttr>(),
+        )
+    };
+    if ret == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(info)
+}

@@ -238,6 +238,11 @@ pub fn assert_no_trace(rt: &Runtime, bundle: &Bundle, id: &str) {
         "processes still refer to container {id}:\n{}",
         leftovers.join("\n")
     );
+    let cgroups = crate::host::cgroup_dirs_named(id);
+    assert!(
+        cgroups.is_empty(),
+        "cgroups of container {id} left behind: {cgroups:?}"
+    );
     // Last, so that a runtime with other wording (crun) still gets the checks above.
     rt.cmd(["state", id])
         .run()

@@ -6,7 +6,7 @@
 //! the container.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -294,6 +294,58 @@ pub fn is_rfc3339(s: &str) -> bool {
         }
         _ => false,
     }
+}
+
+/// The directory of `pid`'s cgroup in the hierarchy that holds `controller` (`memory`, `pids`…;
+/// `""` for the cgroup2 hierarchy), from `/proc/<pid>/cgroup`, for a host whose v1 hierarchies
+/// are mounted at `/sys/fs/cgroup/<controller>` and whose cgroup2 is at
+/// `/sys/fs/cgroup/unified` (hybrid) or `/sys/fs/cgroup` (pure v2).
+pub fn cgroup_dir(pid: i32, controller: &str) -> Option<PathBuf> {
+    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let rel = path.trim_start_matches('/');
+        if controller.is_empty() && ctrls.is_empty() {
+            let unified = Path::new("/sys/fs/cgroup/unified");
+            let base = if unified.join("cgroup.procs").exists() {
+                unified
+            } else {
+                Path::new("/sys/fs/cgroup")
+            };
+            return Some(base.join(rel));
+        }
+        if !controller.is_empty() && ctrls.split(',').any(|c| c == controller) {
+            return Some(Path::new("/sys/fs/cgroup").join(ctrls).join(rel));
+        }
+    }
+    None
+}
+
+/// Cgroup directories anywhere under `/sys/fs/cgroup` whose name contains `needle` (a container
+/// id): what a container must not leave behind.
+pub fn cgroup_dirs_named(needle: &str) -> Vec<PathBuf> {
+    fn walk(dir: &Path, needle: &str, depth: usize, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let Ok(ft) = e.file_type() else { continue };
+            if !ft.is_dir() || ft.is_symlink() {
+                continue;
+            }
+            let path = e.path();
+            if e.file_name().to_string_lossy().contains(needle) {
+                out.push(path.clone());
+            }
+            if depth > 0 {
+                walk(&path, needle, depth - 1, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(Path::new("/sys/fs/cgroup"), needle, 8, &mut out);
+    out
 }
 
 #[cfg(test)]

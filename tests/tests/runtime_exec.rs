@@ -273,7 +273,11 @@ fn exec_enters_the_user_namespace() {
         .collect();
     assert_eq!(
         lines,
-        [ns_link(c.pid(), "user"), "0".into(), "0 100000 65536".into()],
+        [
+            ns_link(c.pid(), "user"),
+            "0".into(),
+            "0 100000 65536".into()
+        ],
         "{out:?}"
     );
 }

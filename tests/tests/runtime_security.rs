@@ -368,11 +368,9 @@ fn default_seccomp_profile_stops_keyctl_and_namespace_clones() {
     .expect("the default profile resolves");
     let (rt, mut bundle) = setup();
     install_probe(&bundle);
-    // CAP_MKNOD left out: without device cgroup rules (not implemented yet) skiff refuses it.
-    let container_caps: Vec<&String> = caps.iter().filter(|c| *c != "CAP_MKNOD").collect();
     bundle.config_mut(|c| {
         for set in ["bounding", "effective", "permitted"] {
-            c["process"]["capabilities"][set] = json!(container_caps);
+            c["process"]["capabilities"][set] = json!(caps);
         }
         c["linux"]["seccomp"] = serde_json::to_value(&resolved).expect("serialise");
     });
@@ -439,22 +437,6 @@ fn malformed_security_sections_are_refused_cleanly() {
         out.expect_error_containing(needle);
         skiff_tests::container::assert_no_trace(&rt, &bundle, &id);
     }
-}
-
-/// Until device cgroup rules are enforced, CAP_MKNOD outside a user namespace would let a
-/// container create and open host devices: refused, naming the reason, nothing left behind.
-#[test]
-fn cap_mknod_is_refused_while_device_rules_are_unenforced() {
-    require_root();
-    let (rt, mut bundle) = setup();
-    bundle.config_mut(|c| {
-        c["process"]["capabilities"]["bounding"] = json!(["CAP_MKNOD", "CAP_KILL"])
-    });
-    let id = skiff_tests::unique_id("mknod");
-    let _guard = Container::guard(&rt, &id);
-    let out = rt.cmd(["create", "--bundle", bundle.path_str(), &id]).run();
-    out.expect_error_containing("CAP_MKNOD");
-    skiff_tests::container::assert_no_trace(&rt, &bundle, &id);
 }
 
 /// `net.*` sysctls with the host's network namespace joined by path would change the host.

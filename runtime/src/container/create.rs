@@ -11,6 +11,7 @@ use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use super::{Error, io_err};
+use crate::cgroups::{self, Manager};
 use crate::hooks::{self, HookKind, HookState};
 use crate::process::{self, InitConfig, InitHandles};
 use crate::state::{self as st, State, StateDir, Status};
@@ -28,6 +29,8 @@ pub struct CreateOptions {
     /// Keep the caller's session keyring (by default the init joins a new one).
     pub no_new_keyring: bool,
     pub preserve_fds: i32,
+    /// `--systemd-cgroup`: refused with a clear error where systemd is not running.
+    pub systemd_cgroup: bool,
 }
 
 /// Create the container; returns the init's pid. On failure nothing is left: no state
@@ -54,7 +57,6 @@ pub(super) fn prepare(opts: &CreateOptions) -> Result<Prepared, Error> {
     let spec = spec::load(&bundle)?;
     if let Some(process) = spec.process() {
         crate::lsm::check(process)?;
-        refuse_unconfined_mknod(&spec, process)?;
         refuse_host_net_sysctls(&spec)?;
         if opts.preserve_fds < 0 {
             return Err(Error::PreserveFds(opts.preserve_fds));
@@ -117,6 +119,35 @@ fn create_in(
     dir: &StateDir,
     console: Option<OwnedFd>,
 ) -> Result<Pid, Error> {
+    // The cgroup exists, with its limits, before the init does; the init is moved into it
+    // before it is told to go on, so no code of the container's runs outside its limits.
+    let linux = p.spec.linux().as_ref();
+    let location = cgroups::resolve(
+        linux
+            .and_then(|l| l.cgroups_path().as_deref())
+            .and_then(|path| path.to_str()),
+        &opts.id,
+        opts.systemd_cgroup,
+    )?;
+    let cgroup = Manager::create(&location, linux.and_then(|l| l.resources().as_ref()))?;
+    let result = start_init(opts, p, plan, dir, console, &cgroup, &location);
+    if result.is_err() {
+        if let Err(cleanup) = cgroup.destroy() {
+            tracing::warn!(error = %cleanup, "cannot remove the cgroup after a failed create");
+        }
+    }
+    result
+}
+
+fn start_init(
+    opts: &CreateOptions,
+    p: &Prepared,
+    plan: &namespaces::Plan,
+    dir: &StateDir,
+    console: Option<OwnedFd>,
+    cgroup: &Manager,
+    location: &cgroups::Location,
+) -> Result<Pid, Error> {
     let spec = &p.spec;
     make_fifo(dir, spec)?;
     let fifo_path = dir.fifo_path();
@@ -125,6 +156,7 @@ fn create_in(
             .map_err(|e| io_err("open", &fifo_path)(e.into()))?;
 
     let seccomp = compile_seccomp(spec)?;
+    let spec = &p.spec;
     let cfg = InitConfig {
         id: &opts.id,
         spec,
@@ -157,7 +189,8 @@ fn create_in(
         }
         Ok(())
     };
-    let ready = match process::spawn(&cfg, plan, InitHandles { fifo, console }, run_hooks) {
+    let place = |pid: Pid| Ok(cgroup.add_pid(pid.as_raw())?);
+    let ready = match process::spawn(&cfg, plan, InitHandles { fifo, console }, place, run_hooks) {
         Ok(ready) => ready,
         Err(e) => {
             if hooks_started.get() || matches!(e, process::ProcessError::InitHook(_)) {
@@ -167,7 +200,8 @@ fn create_in(
         }
     };
     let pid = ready.pid;
-    let saved = save(opts, p, pid, dir).and_then(|()| ready.detach().map_err(Error::from));
+    let saved =
+        save(opts, p, pid, dir, location).and_then(|()| ready.detach().map_err(Error::from));
     if let Err(e) = saved {
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
         let _ = nix::sys::wait::waitpid(pid, None);
@@ -209,22 +243,6 @@ fn refuse_host_net_sysctls(spec: &Spec) -> Result<(), Error> {
     Ok(())
 }
 
-/// Device cgroup rules (`linux.resources.devices`) are not enforced yet: there is no cgroup
-/// support. Without them a container holding CAP_MKNOD (outside a user namespace, where mknod is
-/// allowed) could create and open any host device node, so such a container is refused rather
-/// than started with a protection the caller thinks it has.
-fn refuse_unconfined_mknod(spec: &Spec, process: &oci_spec::runtime::Process) -> Result<(), Error> {
-    let mknod = process.capabilities().as_ref().is_some_and(|c| {
-        c.bounding()
-            .as_ref()
-            .is_some_and(|b| b.contains(&oci_spec::runtime::Capability::Mknod))
-    });
-    if mknod && !spec::new_namespace(spec, LinuxNamespaceType::User) {
-        return Err(Error::DeviceRulesUnenforced);
-    }
-    Ok(())
-}
-
 /// Compile `linux.seccomp` for the running architecture (pure work, done before the clone).
 fn compile_seccomp(spec: &Spec) -> Result<Option<seccomp::Compiled>, Error> {
     let Some(profile) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
@@ -234,7 +252,13 @@ fn compile_seccomp(spec: &Spec) -> Result<Option<seccomp::Compiled>, Error> {
     Ok(Some(seccomp::compile(profile, arch)?))
 }
 
-fn save(opts: &CreateOptions, p: &Prepared, pid: Pid, dir: &StateDir) -> Result<(), Error> {
+fn save(
+    opts: &CreateOptions,
+    p: &Prepared,
+    pid: Pid,
+    dir: &StateDir,
+    location: &cgroups::Location,
+) -> Result<(), Error> {
     let (_, pid_start) = st::proc_stat(pid.as_raw()).ok_or(Error::Process(
         process::ProcessError::InitDied("gone before its state was saved".into()),
     ))?;
@@ -249,6 +273,7 @@ fn save(opts: &CreateOptions, p: &Prepared, pid: Pid, dir: &StateDir) -> Result<
         owner: owner_name(),
         annotations: p.spec.annotations().clone().unwrap_or_default(),
         config: p.spec.clone(),
+        cgroup: Some(location.clone()),
     };
     dir.save(&state)?;
     if let Some(pid_file) = &opts.pid_file {

@@ -36,8 +36,26 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), Error> {
             kill_and_wait(&state)?;
         }
     }
+    remove_cgroup(&state)?;
     run_poststop(&state.config, &state.id, &state.bundle);
     dir.remove()?;
+    Ok(())
+}
+
+/// Remove the container's cgroup. Processes left in it (a container without a private pid
+/// namespace, or processes exec'd into it that outlived the init) are killed first, as runc
+/// does, so none escapes its limits by outliving the container.
+fn remove_cgroup(state: &State) -> Result<(), Error> {
+    let Some(location) = &state.cgroup else {
+        return Ok(());
+    };
+    let cgroup = crate::cgroups::Manager::open(location)?;
+    if !cgroup.pids()?.is_empty() {
+        // A frozen cgroup would keep SIGKILL pending forever.
+        cgroup.thaw()?;
+        cgroup.kill_all(Signal::SIGKILL)?;
+    }
+    cgroup.destroy()?;
     Ok(())
 }
 
@@ -46,6 +64,13 @@ pub(super) fn kill_and_wait(state: &State) -> Result<(), Error> {
     match nix::sys::signal::kill(st::pid(state), Signal::SIGKILL) {
         Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
         Err(e) => return Err(sys_err("kill container init")(e)),
+    }
+    // A frozen (paused) init keeps the SIGKILL pending until it is thawed.
+    if let Some(location) = &state.cgroup {
+        let cgroup = crate::cgroups::Manager::open(location)?;
+        if cgroup.is_frozen()? {
+            cgroup.thaw()?;
+        }
     }
     let deadline = Instant::now() + KILL_TIMEOUT;
     let mut pause = Duration::from_micros(100);

@@ -147,8 +147,11 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, Error> {
 
 /// The exec'd process joins the container's cgroup before it may run any code of the user's.
 fn join_cgroup(state: &st::State, pid: nix::unistd::Pid) -> Result<(), ProcessError> {
-    let _ = (state, pid);
-    Ok(())
+    let Some(location) = &state.cgroup else {
+        return Ok(());
+    };
+    let cgroup = crate::cgroups::Manager::open(location)?;
+    Ok(cgroup.add_pid(pid.as_raw())?)
 }
 
 fn load_process(path: &Path) -> Result<Process, Error> {

@@ -19,8 +19,8 @@ pub fn features() -> Value {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,
-            // No cgroup manager yet: resources are not applied (see the README's status).
-            "cgroup": {"v1": false, "v2": false, "systemd": false, "systemdUser": false, "rdma": false},
+            // cgroupfs v1 (and hybrid) and v2; no systemd driver (refused with a clear error).
+            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true},
             "seccomp": {
                 "enabled": true,
                 "actions": [
@@ -58,7 +58,8 @@ mod tests {
             serde_json::from_value(v.clone()).expect("runtime-spec Features");
         let _ = parsed;
         assert_eq!(v["linux"]["mountExtensions"]["idmap"]["enabled"], false);
-        assert_eq!(v["linux"]["cgroup"]["v2"], false);
+        assert_eq!(v["linux"]["cgroup"]["v2"], true);
+        assert_eq!(v["linux"]["cgroup"]["systemd"], false);
         let opts: Vec<&str> = v["mountOptions"]
             .as_array()
             .expect("array")

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use nix::sys::signal::Signal;
+use oci_spec::runtime::LinuxNamespaceType;
 
 use super::{Error, sys_err};
 use crate::state::{self as st, StateDir, Status};
@@ -22,21 +23,31 @@ pub fn parse_signal(s: &str) -> Result<Signal, Error> {
         .map_err(|_| Error::Signal(s.to_string()))
 }
 
-/// Send `signal` to the container's init.
+/// Send `signal` to the container's init, or with `all` to every process in its cgroup.
 ///
-/// `all` is accepted for compatibility (containerd passes `--all`); with a private pid namespace
-/// killing the init kills every process in it. Signalling each process of a container that shares
-/// a pid namespace needs its cgroup, which the cgroup support will add.
+/// runc signals every process itself when the container has no private pid namespace (killing
+/// the init of a private one takes the rest with it); `--all` also makes a stopped container a
+/// success rather than "container not running", which containerd relies on when it cleans up.
 pub fn kill(root: &Path, id: &str, signal: Signal, all: bool) -> Result<(), Error> {
     let dir = StateDir::open(root, id)?;
     let state = dir.load()?;
-    match dir.status(&state) {
-        Status::Stopped => {
-            return Err(Error::NotRunning);
+    let stopped = match dir.status(&state) {
+        Status::Stopped => true,
+        Status::Creating | Status::Created | Status::Running | Status::Paused => false,
+    };
+    let shared_pid_ns = !crate::spec::new_namespace(&state.config, LinuxNamespaceType::Pid);
+    if all || shared_pid_ns {
+        if let Some(location) = &state.cgroup {
+            let cgroup = crate::cgroups::Manager::open(location)?;
+            if !stopped || !cgroup.pids()?.is_empty() {
+                cgroup.kill_all(signal)?;
+                return Ok(());
+            }
         }
-        Status::Creating | Status::Created | Status::Running | Status::Paused => {}
     }
-    let _ = all;
+    if stopped {
+        return if all { Ok(()) } else { Err(Error::NotRunning) };
+    }
     match nix::sys::signal::kill(st::pid(&state), signal) {
         Ok(()) => Ok(()),
         Err(nix::errno::Errno::ESRCH) => Err(Error::NotRunning),

@@ -7,25 +7,33 @@
 
 mod create;
 mod delete;
+mod events;
 mod exec;
 mod features;
 mod kill;
+mod pause;
+mod ps;
 mod run;
 mod spec;
 mod start;
 mod state;
+mod update;
 
 use std::path::PathBuf;
 
 pub use create::{CreateOptions, create};
 pub use delete::delete;
+pub use events::{Event, events, parse_interval};
 pub use exec::{ExecOptions, exec};
 pub use features::features;
 pub use kill::{kill, parse_signal};
+pub use pause::{pause, resume};
+pub use ps::{ProcessRow, pids};
 pub use run::{RunOptions, run};
 pub use spec::default_spec;
 pub use start::start;
 pub use state::{list, state};
+pub use update::{UpdateFlags, UpdateOptions, parse_bytes, update};
 
 use crate::hooks::HookError;
 use crate::namespaces::NamespaceError;
@@ -54,6 +62,16 @@ pub enum Error {
     SeccompArch,
     #[error("container not running")]
     NotRunning,
+    #[error("container not paused")]
+    NotPaused,
+    #[error("container already paused")]
+    AlreadyPaused,
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroups::CgroupError),
+    #[error("container {id} has no cgroup in its state (created by an older skiff)")]
+    NoCgroup { id: String },
+    #[error("--resources {path:?}: {reason}")]
+    Resources { path: PathBuf, reason: String },
     #[error("cannot start a container that has stopped")]
     StartStopped,
     #[error("cannot start an already running container")]
@@ -76,10 +94,6 @@ pub enum Error {
     DetachedTerminal,
     #[error("console socket given but process.terminal is false")]
     ConsoleWithoutTerminal,
-    #[error(
-        "process.capabilities grants CAP_MKNOD, but skiff does not enforce linux.resources.devices yet (no cgroup support): refusing a container that could create and open host devices"
-    )]
-    DeviceRulesUnenforced,
     #[error("linux.sysctl: net.* sysctls are not allowed in the host's network namespace")]
     HostNetSysctl,
     #[error("--preserve-fds {0} must not be negative")]
@@ -113,6 +127,14 @@ pub enum Error {
     },
     #[error("container init did not exit within {secs}s after SIGKILL")]
     KillTimeout { secs: u64 },
+}
+
+/// The manager of the container's cgroup, from its saved location.
+fn manager(state: &crate::state::State) -> Result<crate::cgroups::Manager, Error> {
+    let location = state.cgroup.as_ref().ok_or_else(|| Error::NoCgroup {
+        id: state.id.clone(),
+    })?;
+    Ok(crate::cgroups::Manager::open(location)?)
 }
 
 fn io_err(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {

@@ -18,6 +18,9 @@ pub enum Message {
     Ready,
     /// Runtime → init: the state is on disk; drop the parent-death signal and detach.
     Detach,
+    /// Runtime → init: the init is in the container's cgroup; it may unshare its cgroup
+    /// namespace now.
+    CgroupPlaced,
     /// Init → runtime: set-up failed, with the error chain.
     Failed(String),
     /// Init → runtime: a createContainer or startContainer hook failed, with the error chain
@@ -33,6 +36,7 @@ impl Message {
             Message::HooksDone => vec![3],
             Message::Ready => vec![4],
             Message::Detach => vec![5],
+            Message::CgroupPlaced => vec![8],
             Message::Failed(msg) => {
                 let mut v = vec![6];
                 v.extend_from_slice(msg.as_bytes());
@@ -53,6 +57,7 @@ impl Message {
             Some((3, [])) => Message::HooksDone,
             Some((4, [])) => Message::Ready,
             Some((5, [])) => Message::Detach,
+            Some((8, [])) => Message::CgroupPlaced,
             Some((6, msg)) => Message::Failed(String::from_utf8_lossy(msg).into_owned()),
             Some((7, msg)) => Message::HookFailed(String::from_utf8_lossy(msg).into_owned()),
             _ => {

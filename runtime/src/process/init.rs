@@ -20,7 +20,7 @@ use oci_spec::runtime::{LinuxCapabilities, LinuxNamespaceType, PosixRlimitType, 
 use super::channel::{Channel, Message};
 use super::{InitConfig, ProcessError};
 use crate::hooks::{self, HookKind, HookState};
-use crate::namespaces::Join;
+use crate::namespaces::{Join, Plan};
 use crate::rootfs::{self, RootfsConfig};
 use crate::state::Status;
 use crate::sys;
@@ -36,8 +36,8 @@ pub struct InitFds {
 }
 
 /// Entry point of the cloned child. Never returns.
-pub fn run(cfg: &InitConfig<'_>, joins: &[Join], new_user: bool, fds: InitFds) -> ! {
-    let err = match setup(cfg, joins, new_user, &fds) {
+pub fn run(cfg: &InitConfig<'_>, plan: &Plan, fds: InitFds) -> ! {
+    let err = match setup(cfg, plan, &fds) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -86,12 +86,8 @@ pub(super) fn chain(err: &ProcessError) -> String {
     msg
 }
 
-fn setup(
-    cfg: &InitConfig<'_>,
-    joins: &[Join],
-    new_user: bool,
-    fds: &InitFds,
-) -> Result<Infallible, ProcessError> {
+fn setup(cfg: &InitConfig<'_>, plan: &Plan, fds: &InitFds) -> Result<Infallible, ProcessError> {
+    let (joins, new_user) = (plan.join_in_init.as_slice(), plan.new_user);
     let spec = cfg.spec;
     let process = spec.process().as_ref().ok_or(ProcessError::NoProcess)?;
     let channel = &fds.channel;
@@ -115,6 +111,14 @@ fn setup(
         expect(channel, Message::MappingsWritten)?;
         become_root()?;
         set_pdeathsig()?;
+    }
+
+    // 2b. A new cgroup namespace is unshared only once the runtime has moved us into the
+    //     container's cgroup, so that the namespace's root is that cgroup.
+    if plan.new_cgroup {
+        expect(channel, Message::CgroupPlaced)?;
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+            .map_err(errno("unshare cgroup namespace"))?;
     }
 
     // 3. Join existing namespaces, user first (NAMESPACE_ORDER).

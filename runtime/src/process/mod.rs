@@ -129,6 +129,8 @@ pub enum ProcessError {
     #[error(transparent)]
     Seccomp(#[from] crate::seccomp::SeccompError),
     #[error(transparent)]
+    Cgroup(#[from] crate::cgroups::CgroupError),
+    #[error(transparent)]
     Lsm(#[from] crate::lsm::LsmError),
     #[error("container init failed: {0}")]
     Init(String),
@@ -199,12 +201,15 @@ impl ReadyInit {
 
 /// Clone the init, drive it through its set-up, and return once it is ready.
 ///
-/// `run_hooks` is called (with the init's pid) when the init asks for the prestart and
-/// createRuntime hooks. On any error the init is killed and reaped before returning.
+/// `place` is called with the init's pid right after the clone, before the init is told anything
+/// (it moves the init into the container's cgroup). `run_hooks` is called when the init asks for
+/// the prestart and createRuntime hooks. On any error the init is killed and reaped before
+/// returning.
 pub fn spawn(
     cfg: &InitConfig<'_>,
     plan: &Plan,
     handles: InitHandles,
+    place: impl FnOnce(Pid) -> Result<(), ProcessError>,
     mut run_hooks: impl FnMut(Pid) -> Result<(), HookError>,
 ) -> Result<ReadyInit, ProcessError> {
     let (parent, child) = Channel::pair().map_err(|source| ProcessError::Sys {
@@ -212,7 +217,7 @@ pub fn spawn(
         source,
     })?;
     let (pid, parent) = clone_init(cfg, plan, parent, child, handles)?;
-    let result = drive(cfg, plan, &parent, pid, &mut run_hooks);
+    let result = place(pid).and_then(|()| drive(cfg, plan, &parent, pid, &mut run_hooks));
     match result {
         Ok(()) => Ok(ReadyInit {
             pid,
@@ -255,7 +260,7 @@ fn clone_init(
             fifo: handles.fifo,
             console: handles.console,
         };
-        init::run(cfg, &plan.join_in_init, plan.new_user, fds);
+        init::run(cfg, plan, fds);
     };
     drop(child);
     Ok((pid, parent))
@@ -368,6 +373,14 @@ fn drive(
         write_id_map(pid, "gid_map", gid)?;
         channel
             .send(&Message::MappingsWritten)
+            .map_err(|source| ProcessError::Sys {
+                op: "send to init",
+                source,
+            })?;
+    }
+    if plan.new_cgroup {
+        channel
+            .send(&Message::CgroupPlaced)
             .map_err(|source| ProcessError::Sys {
                 op: "send to init",
                 source,
