@@ -12,7 +12,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 #   time             GNU time: peak RSS of one container run (bench/runtime.sh)
 #   python3          JSON editing in demo.sh, summaries in bench/
 #   gcc, libc6-dev   the linker (`cc`) rustc calls for every binary
-PACKAGES=(busybox-static runc crun hyperfine time python3 gcc libc6-dev)
+#   containerd       containerd 1.6 + ctr + runc shim: drop-in tests (`ctr run --runc-binary skiff`)
+#   docker.io        dockerd 20.10 (+ its CLI): drop-in tests (`docker run --runtime skiff`)
+#   podman           podman 4.3 (+ conmon): drop-in tests (`podman --runtime skiff run`)
+#   docker-registry  a real registry on 127.0.0.1 for pull/push tests of the test images
+#   skopeo, umoci    independent producers/consumers of OCI layouts and docker-archives
+PACKAGES=(busybox-static runc crun hyperfine time python3 gcc libc6-dev
+	containerd docker.io podman docker-registry skopeo umoci)
 
 # Rust version the workspace declares (Cargo.toml: rust-version); Debian 12's cargo is older.
 RUST_MIN_MINOR=85

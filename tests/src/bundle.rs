@@ -29,10 +29,10 @@ use crate::runtime::{Runtime, open_tempdir};
 pub const HOST_BUSYBOX: &str = "/bin/busybox";
 
 /// Contents of the rootfs's `/etc/passwd`.
-const PASSWD: &str =
+pub(crate) const PASSWD: &str =
     "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
 /// Contents of the rootfs's `/etc/group`.
-const GROUP: &str = "root:x:0:\nnobody:x:65534:\n";
+pub(crate) const GROUP: &str = "root:x:0:\nnobody:x:65534:\n";
 
 /// An OCI bundle: a directory with `config.json` and a busybox `rootfs/`.
 #[derive(Debug)]
@@ -343,7 +343,7 @@ fn build_rootfs(rootfs: &Path) -> anyhow::Result<()> {
 }
 
 /// True if the ELF image has a `PT_INTERP` program header (is dynamically linked).
-fn elf_has_interpreter(image: &[u8]) -> bool {
+pub(crate) fn elf_has_interpreter(image: &[u8]) -> bool {
     const PT_INTERP: u32 = 3;
     let read_u16 = |at: usize| {
         image

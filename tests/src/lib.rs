@@ -14,6 +14,11 @@
 //! - [`host`]: host-side inspection through `/proc` (namespaces, mounts, leftover processes) and
 //!   bounded polling.
 //! - [`console`]: the receiving end of `--console-socket` and a way to talk to a pty master.
+//! - [`image`]: test images built from the host's static busybox ([`Image::busybox`]), written
+//!   as a docker-archive or an OCI image layout, for engines (and later skiffd) to load.
+//! - [`engines`]: real containerd, dockerd and podman started in temp dirs with the runtime under
+//!   test as their OCI runtime (the drop-in tests), each cleaned up by a drop guard.
+//! - [`pty`]: drives an interactive client (`ctr run -t`, `docker run -it`) through a pty.
 //!
 //! The `mkbundle` binary (`src/bin/mkbundle.rs`) builds the same busybox bundle at a persistent
 //! path for demos and benchmarks.
@@ -36,7 +41,10 @@
 pub mod bundle;
 pub mod console;
 pub mod container;
+pub mod engines;
 pub mod host;
+pub mod image;
+pub mod pty;
 pub mod runtime;
 
 use std::path::PathBuf;
@@ -44,6 +52,7 @@ use std::path::PathBuf;
 pub use bundle::Bundle;
 pub use console::ConsoleSocket;
 pub use container::Container;
+pub use image::{Image, ImageBuilder, Layer, LayerBuilder};
 pub use runtime::{CmdOutput, Runtime, RuntimeCmd, unique_id};
 
 /// Environment variable naming the runtime binary under test (e.g. `/usr/sbin/runc`).

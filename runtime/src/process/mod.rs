@@ -4,10 +4,13 @@
 //!  runtime (skiff create)                        init (cloned child, new namespaces)
 //!  open namespace paths, console socket, fifo
 //!  setns pid/time "for children"; unshare time
+//!  create the cgroup, apply linux.resources
 //!  clone(CLONE_NEW* …) ───────────────────────▶  pdeathsig; umask 0
 //!  restore pid/time "for children"
+//!  move the init into the cgroup
 //!  write oom_score_adj
 //!  write uid_map/gid_map ── MappingsWritten ──▶  setresuid(0) in the new user namespace
+//!                        ── CgroupPlaced ────▶  unshare(CLONE_NEWCGROUP), if asked for
 //!                                                setns(joined namespaces, NAMESPACE_ORDER)
 //!                                                hostname; rootfs mounts, devices
 //!  prestart + createRuntime hooks ◀── RunHooks

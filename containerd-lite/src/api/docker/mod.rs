@@ -1,0 +1,272 @@
+//! The Docker Engine API, version 1.44, over HTTP/1.1.
+//!
+//! Every route answers unversioned and under `/v1.24` … `/v1.44` (moby registers each route
+//! twice the same way); a version outside that range is a 400 with moby's wording. Every
+//! response carries `Api-Version`, `Ostype` and `Docker-Experimental`. Errors are
+//! `{"message": …}` with `Content-Type: application/json` exactly, because the CLI parses JSON
+//! only then. This module is the only place where an error becomes an HTTP status:
+//! [`status_of`] maps [`ErrorKind`] once, and its test pins the mapping.
+
+mod body;
+mod images;
+mod system;
+
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+
+pub use body::{ChannelWriter, Query, ResponseBody};
+
+use crate::ErrorKind;
+use crate::images::ImageService;
+
+/// The API version served (and the maximum accepted).
+pub const API_VERSION: &str = "1.44";
+/// The oldest version accepted.
+pub const MIN_API_VERSION: &str = "1.24";
+/// The engine version reported by `/version`.
+pub const ENGINE_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What the handlers share.
+#[derive(Debug)]
+pub struct ApiState {
+    /// The image service.
+    pub images: Arc<ImageService>,
+    /// `--data-root`.
+    pub data_root: PathBuf,
+    /// When the daemon started.
+    pub started: Instant,
+}
+
+/// An error on its way to becoming an HTTP response.
+#[derive(Debug)]
+pub struct ApiError {
+    /// Its class.
+    pub kind: ErrorKind,
+    /// The message the client shows.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error of `kind` with `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<crate::images::Error> for ApiError {
+    fn from(e: crate::images::Error) -> Self {
+        Self::new(e.kind(), error_chain(&e))
+    }
+}
+
+/// `a: b: c` from an error and its sources, as the CLI shows one message.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// The one mapping from error kind to HTTP status.
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::AlreadyExists | ErrorKind::FailedPrecondition => StatusCode::CONFLICT,
+        ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+type Resp = Response<ResponseBody>;
+
+/// A JSON response.
+pub fn json(status: StatusCode, v: &serde_json::Value) -> Resp {
+    let mut r = Response::new(ResponseBody::full(v.to_string()));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+fn error_response(e: ApiError) -> Resp {
+    let status = status_of(e.kind);
+    if status.is_server_error() {
+        tracing::error!(message = %e.message, "request failed");
+    } else {
+        tracing::debug!(%status, message = %e.message, "request refused");
+    }
+    json(status, &serde_json::json!({ "message": e.message }))
+}
+
+/// Splits `/v1.44/images/json` into (`Some("1.44")`, `/images/json`).
+fn split_version(path: &str) -> (Option<&str>, &str) {
+    if let Some(rest) = path.strip_prefix("/v") {
+        let end = rest.find('/').unwrap_or(rest.len());
+        let v = &rest[..end];
+        if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            return (Some(v), &rest[end..]);
+        }
+    }
+    (None, path)
+}
+
+fn version_tuple(v: &str) -> Option<(u32, u32)> {
+    let (a, b) = v.split_once('.')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+fn check_version(v: &str) -> Result<(), ApiError> {
+    let bad = || {
+        ApiError::new(
+            ErrorKind::InvalidArgument,
+            format!("invalid API version {v:?}"),
+        )
+    };
+    let have = version_tuple(v).ok_or_else(bad)?;
+    let max = version_tuple(API_VERSION).ok_or_else(bad)?;
+    let min = version_tuple(MIN_API_VERSION).ok_or_else(bad)?;
+    if have > max {
+        return Err(ApiError::new(
+            ErrorKind::InvalidArgument,
+            format!(
+                "client version {v} is too new. Maximum supported API version is {API_VERSION}"
+            ),
+        ));
+    }
+    if have < min {
+        return Err(ApiError::new(
+            ErrorKind::InvalidArgument,
+            format!(
+                "client version {v} is too old. Minimum supported API version is {MIN_API_VERSION}, please upgrade your client to a newer version"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Serves one request: routing, handler, error mapping, common headers.
+pub async fn handle(state: Arc<ApiState>, req: Request<Incoming>) -> Result<Resp, Infallible> {
+    let method = req.method().clone();
+    let path = body::percent_decode(req.uri().path(), false);
+    let span = tracing::debug_span!("http", %method, %path);
+    let _enter = span.enter();
+    let mut resp = match route(state, req, &method, &path).await {
+        Ok(r) => r,
+        Err(e) => error_response(e),
+    };
+    let h = resp.headers_mut();
+    h.insert("Api-Version", HeaderValue::from_static(API_VERSION));
+    h.insert("Ostype", HeaderValue::from_static("linux"));
+    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    h.insert(
+        "Server",
+        HeaderValue::from_static(concat!("skiffd/", env!("CARGO_PKG_VERSION"), " (linux)")),
+    );
+    tracing::debug!(status = %resp.status(), "served");
+    Ok(resp)
+}
+
+async fn route(
+    state: Arc<ApiState>,
+    req: Request<Incoming>,
+    method: &Method,
+    path: &str,
+) -> Result<Resp, ApiError> {
+    let (version, rest) = split_version(path);
+    if let Some(v) = version {
+        check_version(v)?;
+    }
+    let api = version
+        .and_then(version_tuple)
+        .or_else(|| version_tuple(API_VERSION))
+        .unwrap_or((1, 44));
+    let query = Query::parse(req.uri().query());
+    let rest = rest.trim_end_matches('/');
+    match (method.as_str(), rest) {
+        ("GET" | "HEAD", "/_ping") => Ok(system::ping(method == Method::HEAD)),
+        ("GET", "/version") => Ok(system::version()),
+        ("GET", "/info") => system::info(&state).await,
+        ("GET", "/system/df") => system::df(&state, api).await,
+        ("GET", "/images/json") => images::list(&state, &query, api).await,
+        ("POST", "/images/load") => images::load(&state, &query, req.into_body()).await,
+        ("GET", "/images/get") => images::get(&state, query.all("names")).await,
+        ("POST", "/images/prune") => images::prune(&state, &query).await,
+        ("DELETE", p) if p.starts_with("/images/") => {
+            images::delete(&state, &p["/images/".len()..], &query).await
+        }
+        (m, p) if p.starts_with("/images/") => {
+            let inner = &p["/images/".len()..];
+            match (m, inner.rsplit_once('/')) {
+                ("GET", Some((name, "json"))) => images::inspect(&state, name).await,
+                ("GET", Some((name, "history"))) => images::history(&state, name).await,
+                ("GET", Some((name, "get"))) => images::get(&state, vec![name.to_owned()]).await,
+                ("POST", Some((name, "tag"))) => images::tag(&state, name, &query).await,
+                _ => Err(not_found(path)),
+            }
+        }
+        _ => Err(not_found(path)),
+    }
+}
+
+fn not_found(path: &str) -> ApiError {
+    ApiError::new(ErrorKind::NotFound, format!("page not found: {path}"))
+}
+
+/// Runs blocking store work off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::new(ErrorKind::Internal, format!("worker failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_every_kind_once() {
+        assert_eq!(status_of(ErrorKind::NotFound), 404);
+        assert_eq!(status_of(ErrorKind::AlreadyExists), 409);
+        assert_eq!(status_of(ErrorKind::FailedPrecondition), 409);
+        assert_eq!(status_of(ErrorKind::InvalidArgument), 400);
+        assert_eq!(status_of(ErrorKind::Unavailable), 503);
+        assert_eq!(status_of(ErrorKind::Internal), 500);
+    }
+
+    #[test]
+    fn splits_and_checks_versions() {
+        assert_eq!(
+            split_version("/v1.44/images/json"),
+            (Some("1.44"), "/images/json")
+        );
+        assert_eq!(split_version("/_ping"), (None, "/_ping"));
+        assert_eq!(split_version("/version"), (None, "/version"));
+        assert!(check_version("1.24").is_ok());
+        assert!(check_version("1.44").is_ok());
+        let e = check_version("1.45").unwrap_err();
+        assert!(e.message.contains("too new"), "{}", e.message);
+        assert!(
+            check_version("1.12")
+                .unwrap_err()
+                .message
+                .contains("too old")
+        );
+        assert!(check_version("x").is_err());
+    }
+}
