@@ -59,7 +59,9 @@
 //!   `SECCOMP_RET_KILL_PROCESS` (seccompiler's choice; libseccomp's default is kill-thread).
 //! - **Names** are resolved per ABI with the tables at the end of this file. A name that exists
 //!   on another supported ABI only is skipped for this one (`tracing::debug!`); a name known to
-//!   no table is [`SeccompError::UnknownSyscall`] (runc ignores it instead).
+//!   no table is skipped with a warning, as runc does (it assumes the kernel lacks the call):
+//!   real profiles — podman's `seccomp.json` among them — list names of architectures this
+//!   runtime has no table for, and refusing them would refuse those profiles.
 //! - **Arguments**: all of an entry's `args` must hold (AND), except that when one argument
 //!   index appears more than once each comparison becomes its own rule (OR) — runc's
 //!   `matchCall` does exactly this, and ANDing would silently weaken deny rules written for
@@ -188,8 +190,6 @@ pub enum SeccompError {
     ErrnoRetTooLarge { field: Field, errno: u32 },
     #[error("{field}: names is empty")]
     EmptyNames { field: Field },
-    #[error("{field}: unknown syscall {name:?}")]
-    UnknownSyscall { field: Field, name: String },
     #[error("{field}: args[{arg}].index {index} is out of range (a syscall has 6 arguments)")]
     ArgIndexOutOfRange {
         field: Field,
@@ -227,10 +227,8 @@ pub fn compile(seccomp: &LinuxSeccomp, arch: Arch) -> Result<Compiled, SeccompEr
         }
         for name in call.names() {
             if !known_anywhere(name) {
-                return Err(SeccompError::UnknownSyscall {
-                    field,
-                    name: name.clone(),
-                });
+                tracing::warn!(%field, syscall = %name, "unknown syscall name, rule skipped");
+                continue;
             }
             for section in &mut sections {
                 let Some(nr) = section.abi.nr(name) else {
@@ -1836,32 +1834,17 @@ mod tests {
     // ---- Names ----
 
     #[test]
-    fn seccomp_unknown_syscall_is_an_error() {
-        let err = compile_err(json!({
+    fn seccomp_unknown_syscall_is_skipped() {
+        // As runc: a name no table knows is left out, the rest of the entry still applies.
+        let c = compiled(json!({
             "defaultAction": "SCMP_ACT_ERRNO",
             "syscalls": [
-                {"names": ["getppid"], "action": "SCMP_ACT_ALLOW"},
                 {"names": ["read", "no_such_syscall"], "action": "SCMP_ACT_ALLOW"},
+                {"names": ["no_such_syscall_either"], "action": "SCMP_ACT_ALLOW"},
             ],
         }));
-        assert!(
-            matches!(&err, SeccompError::UnknownSyscall { field: Field::Syscall(1), name }
-                if name == "no_such_syscall"),
-            "{err:?}"
-        );
-        assert_eq!(
-            err.to_string(),
-            "linux.seccomp.syscalls[1]: unknown syscall \"no_such_syscall\""
-        );
-        // Even in a rule that repeats the default action.
-        let err = compile_err(json!({
-            "defaultAction": "SCMP_ACT_ERRNO",
-            "syscalls": [{"names": ["no_such_syscall"], "action": "SCMP_ACT_ERRNO"}],
-        }));
-        assert!(
-            matches!(err, SeccompError::UnknownSyscall { .. }),
-            "{err:?}"
-        );
+        assert_eq!(verdict(&c, Abi::X86_64, "read"), ALLOW);
+        assert_eq!(verdict(&c, Abi::X86_64, "write"), errno(libc::EPERM));
     }
 
     #[test]

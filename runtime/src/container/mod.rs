@@ -56,7 +56,7 @@ pub enum Error {
     Hook(#[from] HookError),
     #[error(transparent)]
     Lsm(#[from] crate::lsm::LsmError),
-    #[error("linux.seccomp: {0}")]
+    #[error(transparent)]
     Seccomp(#[from] crate::seccomp::SeccompError),
     #[error("linux.seccomp: this architecture has no seccomp syscall table")]
     SeccompArch,
