@@ -27,7 +27,9 @@ step "release build of the runtime"
 cargo build --release -p skiff-runtime
 
 # Tests run in parallel (no --test-threads=1); they use unique container ids and cgroup paths.
-step "cargo test (SKIFF_RUNTIME=target/release/skiff)"
-SKIFF_RUNTIME="${SKIFF_REPO}/target/release/skiff" cargo test --workspace
+# CARGO_TARGET_DIR is honoured, so a second checkout can run this without sharing target/.
+target_dir="${CARGO_TARGET_DIR:-${SKIFF_REPO}/target}"
+step "cargo test (SKIFF_RUNTIME=${target_dir}/release/skiff)"
+SKIFF_RUNTIME="${target_dir}/release/skiff" cargo test --workspace
 
 step "all passed"
