@@ -32,4 +32,10 @@ target_dir="${CARGO_TARGET_DIR:-${SKIFF_REPO}/target}"
 step "cargo test (SKIFF_RUNTIME=${target_dir}/release/skiff)"
 SKIFF_RUNTIME="${target_dir}/release/skiff" cargo test --workspace
 
+# The conformance suite against the runtime: any change from the checked-in expectations (a new
+# failure, or a listed failure that now passes) fails the run.
+step "oci-conformance (--expect conformance/expected/skiff.txt)"
+cargo run --quiet -p oci-conformance -- --runtime "${target_dir}/release/skiff" \
+	--expect conformance/expected/skiff.txt
+
 step "all passed"

@@ -169,3 +169,39 @@ fn read_pid(path: &Path) -> i32 {
         .parse()
         .unwrap_or_else(|e| panic!("{} holds {text:?}: {e}", path.display()))
 }
+
+/// runtime-spec 1.1+ and runc: a failing poststart hook makes `start` fail and stops the
+/// container; `delete` still runs the poststop hooks.
+#[test]
+fn failing_poststart_hook_fails_start_and_stops_the_container() {
+    require_root();
+    let (rt, mut bundle) = setup();
+    let marker = rt.scratch().join("poststop-ran");
+    let marker_path = marker.to_str().expect("UTF-8 temp path");
+    bundle
+        .add_hook(
+            "poststart",
+            "/bin/sh",
+            &["sh", "-c", "cat > /dev/null; echo poststart-failed >&2; exit 3"],
+            HOOK_ENV,
+            None,
+        )
+        .add_hook(
+            "poststop",
+            "/bin/sh",
+            &["sh", "-c", "cat > /dev/null; touch \"$0\"", marker_path],
+            HOOK_ENV,
+            None,
+        )
+        .set_args(&["sleep", "1000"]);
+    let c = Container::create(&rt, &bundle, "poststart-fails");
+    let pid = c.pid();
+    rt.cmd(["start", c.id()])
+        .run()
+        .expect_error_containing("poststart");
+    wait_process_gone(pid, Duration::from_secs(10));
+    assert_eq!(c.status(), "stopped");
+    rt.cmd(["delete", c.id()]).run().expect_success();
+    assert!(marker.exists(), "poststop hooks did not run");
+    assert_no_trace(&rt, &bundle, c.id());
+}

@@ -1,4 +1,5 @@
-//! `start`: release the init blocked on `exec.fifo`, then run the poststart hooks.
+//! `start`: release the init blocked on `exec.fifo`, then run the poststart hooks (a failing
+//! one stops the container).
 
 use std::os::fd::AsFd;
 use std::path::Path;
@@ -33,7 +34,12 @@ pub fn start(root: &Path, id: &str) -> Result<(), Error> {
             Status::Running,
             Some(state.pid),
         );
-        hooks::run_all_warn(HookKind::Poststart, list, &hs);
+        // runtime-spec 1.1+ (runtime.md, "Lifecycle" step 10), and runc: a failing poststart
+        // hook is an error, and the container is stopped; `delete` then runs the poststop hooks.
+        if let Err(e) = hooks::run(HookKind::Poststart, list, &hs) {
+            super::delete::kill_and_wait(&state)?;
+            return Err(e.into());
+        }
     }
     Ok(())
 }
