@@ -152,6 +152,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         })??;
     let state = Arc::new(ApiState {
         images: Arc::new(images),
+        events: Arc::new(crate::events::EventLog::new()),
         data_root: config.data_root.clone(),
         started,
     });

@@ -12,6 +12,9 @@
 //!   parent chain, mount options for many layers) ([`snapshots::Snapshotter`]);
 //! - [`images`]: references ([`images::reference::Reference`]), import of docker-archive and OCI
 //!   layout tars, unpack with whiteouts, export, garbage collection ([`images::ImageService`]);
+//! - [`registry`]: the OCI distribution API client behind pull and push (token auth, plain
+//!   HTTP for loopback registries, blob mounts) — see its docs for why not `oci-client`;
+//! - [`events`]: the daemon's event log behind `/events` (image events for now);
 //! - [`api::docker`]: the Docker Engine API 1.44 over HTTP — the only place where errors become
 //!   HTTP statuses;
 //! - [`daemon`]: flags, the data-root lock, the listeners and the graceful shutdown.
@@ -25,8 +28,10 @@ pub mod api;
 pub mod content;
 pub mod daemon;
 pub mod digest;
+pub mod events;
 pub mod images;
 pub mod metadata;
+pub mod registry;
 pub mod snapshots;
 
 /// The class of a failure, as the service boundary sees it (mapped to HTTP statuses in

@@ -188,7 +188,7 @@ impl ImageService {
                     )));
                 }
             }
-            self.unpack(&manifest, lease)?;
+            self.unpack(&manifest, lease, &mut |_, _| {})?;
             let id = manifest.config.digest.clone();
             loaded.push(Loaded {
                 id: id.clone(),
@@ -299,7 +299,7 @@ impl ImageService {
     }
 
     /// Writes a small blob, holding it in the lease before it exists.
-    fn write_leased(
+    pub(super) fn write_leased(
         &self,
         lease: &LeaseGuard<'_>,
         bytes: &[u8],

@@ -14,6 +14,8 @@
 mod export;
 mod import;
 pub mod oci;
+mod pull;
+mod push;
 pub mod reference;
 pub mod unpack;
 
@@ -27,11 +29,14 @@ use crate::ErrorKind;
 use crate::content::{self, ContentStore};
 use crate::digest::{Digest, is_hex};
 use crate::metadata::{self, Descriptor, ImageRecord, MetadataStore, SnapshotKind, Table};
+use crate::registry;
 use crate::snapshots::{self, Snapshotter};
 use oci::{ImageConfig, Index, Manifest};
 use reference::Reference;
 
 pub use import::Loaded;
+pub use pull::Pulled;
+pub use push::Pushed;
 
 /// The name prefix of untagged images.
 pub const DANGLING_PREFIX: &str = "dangling@";
@@ -123,13 +128,44 @@ pub enum Error {
     /// Writing an export failed.
     #[error("write image archive")]
     Write(#[source] io::Error),
+    /// Talking to the registry failed.
+    #[error(transparent)]
+    Registry(#[from] registry::Error),
+    /// The registry sent a manifest whose digest is not the one asked for.
+    #[error("manifest digest mismatch: asked for {expected}, got {actual}")]
+    ManifestDigest {
+        /// The digest of the reference.
+        expected: Digest,
+        /// The digest of the bytes received.
+        actual: Digest,
+    },
+    /// Writing a downloaded blob into its ingest failed.
+    #[error("write ingest of {digest}")]
+    Ingest {
+        /// The blob.
+        digest: Digest,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// The registry has no manifest under this reference.
+    #[error("manifest for {reference} not found: {message}")]
+    ManifestNotFound {
+        /// The familiar reference.
+        reference: String,
+        /// The registry's message.
+        message: String,
+    },
+    /// `docker pull -a` and other forms not supported.
+    #[error("{0}")]
+    Unsupported(&'static str),
 }
 
 impl Error {
     /// The service-boundary class of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::NotFound(_) | Error::ManifestNotFound { .. } => ErrorKind::NotFound,
             Error::Reference(_)
             | Error::Ambiguous(_)
             | Error::MissingFile(_)
@@ -149,7 +185,10 @@ impl Error {
             },
             Error::Snapshot(e) => e.kind(),
             Error::Metadata(e) => e.kind(),
-            Error::Write(_) => ErrorKind::Internal,
+            Error::Write(_) | Error::Ingest { .. } => ErrorKind::Internal,
+            Error::Registry(e) => e.kind(),
+            Error::ManifestDigest { .. } => ErrorKind::Unavailable,
+            Error::Unsupported(_) => ErrorKind::InvalidArgument,
         }
     }
 }
@@ -245,6 +284,57 @@ pub enum Deleted {
     Deleted(Digest),
 }
 
+/// One progress message of a pull or push, in the terms of docker's JSON messages
+/// (`{"id", "status", "progressDetail": {"current", "total"}, "aux"}`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    /// The line it updates (a short layer digest, a tag), if any.
+    pub id: Option<String>,
+    /// The text.
+    pub status: String,
+    /// Bytes done and total, for a progress bar.
+    pub detail: Option<(u64, u64)>,
+    /// A machine-readable result (`{"Tag","Digest","Size"}` after a push).
+    pub aux: Option<serde_json::Value>,
+}
+
+impl Progress {
+    /// A line without id.
+    pub fn status(s: impl Into<String>) -> Self {
+        Self {
+            id: None,
+            status: s.into(),
+            detail: None,
+            aux: None,
+        }
+    }
+
+    /// A line for `id`.
+    pub fn of(id: impl Into<String>, s: impl Into<String>) -> Self {
+        Self {
+            id: Some(id.into()),
+            ..Self::status(s)
+        }
+    }
+
+    /// A progress bar for `id`.
+    pub fn bar(id: impl Into<String>, s: impl Into<String>, current: u64, total: u64) -> Self {
+        Self {
+            detail: Some((current, total)),
+            ..Self::of(id, s)
+        }
+    }
+}
+
+/// What [`ImageService::unpack`] reports per layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UnpackStep {
+    /// The layer is being applied.
+    Extracting,
+    /// The layer's snapshot is committed.
+    Done,
+}
+
 /// An operation in progress: what it holds against garbage collection.
 #[derive(Debug, Default)]
 struct Lease {
@@ -262,6 +352,8 @@ pub struct ImageService {
     /// lease, so a blob is never swept between its commit and its lease entry.
     leases: Mutex<HashMap<u64, Lease>>,
     next_lease: AtomicU64,
+    /// Blob downloads in progress, so that concurrent pulls fetch each blob once.
+    downloads: pull::InFlight,
 }
 
 /// A lease; dropping it releases what it holds.
@@ -303,6 +395,7 @@ impl ImageService {
             meta,
             leases: Mutex::default(),
             next_lease: AtomicU64::new(1),
+            downloads: pull::InFlight::default(),
         }
     }
 
@@ -758,7 +851,12 @@ impl ImageService {
 
     /// Unpacks the manifest's layers into committed snapshots named by chain id, verifying
     /// each layer's diffID against the config; layers already unpacked are skipped.
-    fn unpack(&self, manifest: &Manifest, lease: &LeaseGuard<'_>) -> Result<(), Error> {
+    fn unpack(
+        &self,
+        manifest: &Manifest,
+        lease: &LeaseGuard<'_>,
+        on_layer: &mut dyn FnMut(usize, UnpackStep),
+    ) -> Result<(), Error> {
         let cfg: ImageConfig = self.read_json(&manifest.config.digest)?;
         let diff_ids = &cfg.rootfs.diff_ids;
         if diff_ids.len() != manifest.layers.len() {
@@ -775,6 +873,7 @@ impl ImageService {
                 continue;
             }
             let parent = i.checked_sub(1).map(|p| chain[p].to_string());
+            on_layer(i, UnpackStep::Extracting);
             let key = format!("{EXTRACT_PREFIX}{}-{}", lease.id, chain[i].short());
             lease.add_snapshot(&key);
             self.snapshots
@@ -818,6 +917,7 @@ impl ImageService {
                 }
                 Err(e) => return Err(e.into()),
             }
+            on_layer(i, UnpackStep::Done);
         }
         Ok(())
     }

@@ -8,11 +8,15 @@ use hyper::{Response, StatusCode};
 use serde_json::{Value, json};
 
 use super::body::BodyReader;
+use super::stream::progress_stream;
 use super::{ApiError, ApiState, ChannelWriter, Query, ResponseBody, blocking, json};
 use crate::ErrorKind;
+use crate::digest::Digest;
+use crate::events::Event;
 use crate::images::oci::{self, format_rfc3339};
 use crate::images::reference::{Reference, glob_match};
 use crate::images::{Deleted, Image};
+use crate::registry::{Client, Credentials};
 
 type Resp = Response<ResponseBody>;
 
@@ -55,6 +59,27 @@ fn matches_reference(img: &Image, patterns: &[String]) -> bool {
     })
 }
 
+fn keep_matching(v: &mut Value, key: &str, patterns: &[String]) {
+    if let Some(list) = v.get_mut(key).and_then(Value::as_array_mut) {
+        list.retain(|n| {
+            let Some(n) = n.as_str() else { return false };
+            let Ok(r) = Reference::parse(n) else {
+                return false;
+            };
+            patterns.iter().any(|p| {
+                // A digest entry matches when its repository matches the pattern's name part.
+                let name_part = match p.rfind(':') {
+                    Some(i) if !p[i..].contains('/') => &p[..i],
+                    _ => p.as_str(),
+                };
+                glob_match(p, &r.familiar())
+                    || glob_match(p, &r.familiar_name())
+                    || (r.digest.is_some() && glob_match(name_part, &r.familiar_name()))
+            })
+        });
+    }
+}
+
 /// `GET /images/json?filters=…`
 pub async fn list(state: &Arc<ApiState>, q: &Query, api: (u32, u32)) -> Result<Resp, ApiError> {
     let filters = q.filters().map_err(invalid)?;
@@ -82,7 +107,15 @@ pub async fn list(state: &Arc<ApiState>, q: &Query, api: (u32, u32)) -> Result<R
             .iter()
             .filter(|i| dangling.is_none_or(|d| i.dangling() == d))
             .filter(|i| refs.is_empty() || matches_reference(i, &refs))
-            .map(|i| summary(i, api))
+            .map(|i| {
+                let mut v = summary(i, api);
+                if !refs.is_empty() {
+                    // moby lists only the names that matched the reference filter.
+                    keep_matching(&mut v, "RepoTags", &refs);
+                    keep_matching(&mut v, "RepoDigests", &refs);
+                }
+                v
+            })
             .collect::<Vec<_>>())
     })
     .await?;
@@ -187,7 +220,14 @@ pub async fn tag(state: &Arc<ApiState>, name: &str, q: &Query) -> Result<Resp, A
     };
     let svc = state.images.clone();
     let name = name.to_owned();
-    blocking(move || Ok(svc.tag(&name, &target)?)).await?;
+    let (id, r) = blocking(move || {
+        let id = svc.resolve(&name)?.id;
+        Ok((id, svc.tag(&name, &target)?))
+    })
+    .await?;
+    state
+        .events
+        .publish(Event::image("tag", id.to_string(), r.familiar()));
     let mut r = Response::new(ResponseBody::empty());
     *r.status_mut() = StatusCode::CREATED;
     Ok(r)
@@ -210,7 +250,17 @@ pub async fn delete(state: &Arc<ApiState>, name: &str, q: &Query) -> Result<Resp
     let force = q.bool("force");
     let svc = state.images.clone();
     let name = name.to_owned();
-    let items = blocking(move || Ok(svc.delete(&name, force)?)).await?;
+    let (id, items) = blocking(move || {
+        let id = svc.resolve(&name)?.id;
+        Ok((id, svc.delete(&name, force)?))
+    })
+    .await?;
+    for d in &items {
+        state.events.publish(match d {
+            Deleted::Untagged(n) => Event::image("untag", id.to_string(), n.clone()),
+            Deleted::Deleted(id) => Event::image("delete", id.to_string(), id.to_string()),
+        });
+    }
     Ok(json(StatusCode::OK, &deleted_json(&items)))
 }
 
@@ -240,12 +290,24 @@ pub async fn load(state: &Arc<ApiState>, q: &Query, body: Incoming) -> Result<Re
     let quiet = q.bool("quiet");
     let svc = state.images.clone();
     let reader = BodyReader::spawn(body);
-    let lines = blocking(move || {
+    let (lines, loaded) = blocking(move || {
         let mut lines = Vec::new();
-        svc.import(reader, &mut |l| lines.push(l))?;
-        Ok(lines)
+        let loaded = svc.import(reader, &mut |l| lines.push(l))?;
+        Ok((lines, loaded))
     })
     .await?;
+    for l in &loaded {
+        if l.names.is_empty() {
+            state
+                .events
+                .publish(Event::image("load", l.id.to_string(), l.id.to_string()));
+        }
+        for n in &l.names {
+            state
+                .events
+                .publish(Event::image("load", l.id.to_string(), n.clone()));
+        }
+    }
     let mut out = String::new();
     for l in lines {
         if !quiet || l.starts_with("Loaded") {
@@ -267,13 +329,19 @@ pub async fn get(state: &Arc<ApiState>, names: Vec<String>) -> Result<Resp, ApiE
     // Resolve first, so that a missing image is a 404 rather than a broken stream.
     let svc = state.images.clone();
     let check = names.clone();
-    blocking(move || {
+    let resolved = blocking(move || {
+        let mut out = Vec::new();
         for n in &check {
-            svc.resolve(n)?;
+            out.push((svc.resolve(n)?.id, n.clone()));
         }
-        Ok(())
+        Ok(out)
     })
     .await?;
+    for (id, n) in resolved {
+        state
+            .events
+            .publish(Event::image("save", id.to_string(), n));
+    }
     let (mut writer, body) = ChannelWriter::new();
     let svc = state.images.clone();
     tokio::task::spawn_blocking(move || {
@@ -289,4 +357,90 @@ pub async fn get(state: &Arc<ApiState>, names: Vec<String>) -> Result<Resp, ApiE
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));
     Ok(r)
+}
+
+/// `POST /images/create?fromImage=…&tag=…` (pull), streaming docker's progress messages.
+/// `fromSrc` (import of a rootfs tar) is not implemented.
+pub async fn create(
+    state: &Arc<ApiState>,
+    q: &Query,
+    registry_auth: Option<String>,
+) -> Result<Resp, ApiError> {
+    if q.get("fromSrc").is_some_and(|s| !s.is_empty()) {
+        return Err(invalid(
+            "docker import (fromSrc) is not supported by skiffd yet",
+        ));
+    }
+    let from = q.get("fromImage").unwrap_or("");
+    if from.is_empty() {
+        return Err(invalid("fromImage is required"));
+    }
+    if let Some(p) = q.get("platform").filter(|p| !p.is_empty()) {
+        let want = format!("{}/{}", oci::PLATFORM_OS, oci::platform_arch());
+        if !p.starts_with(&want) {
+            return Err(invalid(format!(
+                "platform {p} is not supported: this daemon runs {want} images"
+            )));
+        }
+    }
+    let mut r = Reference::parse(from)?;
+    if let Some(t) = q.get("tag").filter(|t| !t.is_empty()) {
+        match t.parse::<Digest>() {
+            Ok(d) => r.digest = Some(d),
+            Err(_) => r = Reference::parse(&format!("{}:{t}", r.repository()))?,
+        }
+    } else if r.tag.is_none() && r.digest.is_none() {
+        // `docker pull -a` sends no tag.
+        return Err(invalid("pulling all tags of a repository is not supported"));
+    }
+    let creds = registry_auth.as_deref().and_then(Credentials::from_header);
+    let svc = state.images.clone();
+    let events = state.events.clone();
+    let rt = tokio::runtime::Handle::current();
+    progress_stream(
+        move |progress| {
+            let client = Client::new(&r.domain, creds);
+            Ok(svc.pull(&rt, &client, &r, progress)?)
+        },
+        move |pulled| {
+            let r = &pulled.reference;
+            events.publish(Event::image("pull", r.familiar(), r.familiar_name()));
+        },
+    )
+    .await
+}
+
+/// `POST /images/{name}/push?tag=…`, streaming docker's progress messages; without a tag
+/// every tag of the repository is pushed.
+pub async fn push(
+    state: &Arc<ApiState>,
+    name: &str,
+    q: &Query,
+    registry_auth: Option<String>,
+) -> Result<Resp, ApiError> {
+    let mut r = Reference::parse(name)?;
+    if let Some(t) = q.get("tag").filter(|t| !t.is_empty()) {
+        r = Reference::parse(&format!("{}:{t}", r.repository()))?;
+    }
+    let creds = registry_auth.as_deref().and_then(Credentials::from_header);
+    let svc = state.images.clone();
+    let events = state.events.clone();
+    let rt = tokio::runtime::Handle::current();
+    let repo = r.clone();
+    progress_stream(
+        move |progress| {
+            let client = Client::new(&r.domain, creds);
+            Ok(svc.push(&rt, &client, &r, progress)?)
+        },
+        move |pushed| {
+            for p in pushed {
+                events.publish(Event::image(
+                    "push",
+                    format!("{}:{}", repo.familiar_name(), p.tag),
+                    repo.familiar_name(),
+                ));
+            }
+        },
+    )
+    .await
 }

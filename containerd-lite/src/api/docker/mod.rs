@@ -8,7 +8,9 @@
 //! [`status_of`] maps [`ErrorKind`] once, and its test pins the mapping.
 
 mod body;
+mod events;
 mod images;
+mod stream;
 mod system;
 
 use std::convert::Infallible;
@@ -23,6 +25,7 @@ use hyper::{Method, Request, Response, StatusCode};
 pub use body::{ChannelWriter, Query, ResponseBody};
 
 use crate::ErrorKind;
+use crate::events::EventLog;
 use crate::images::ImageService;
 
 /// The API version served (and the maximum accepted).
@@ -37,6 +40,8 @@ pub const ENGINE_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub struct ApiState {
     /// The image service.
     pub images: Arc<ImageService>,
+    /// The event log behind `/events`.
+    pub events: Arc<EventLog>,
     /// `--data-root`.
     pub data_root: PathBuf,
     /// When the daemon started.
@@ -59,6 +64,12 @@ impl ApiError {
             kind,
             message: message.into(),
         }
+    }
+}
+
+impl From<crate::images::reference::ParseError> for ApiError {
+    fn from(e: crate::images::reference::ParseError) -> Self {
+        Self::new(ErrorKind::InvalidArgument, e.to_string())
     }
 }
 
@@ -195,12 +206,19 @@ async fn route(
         .or_else(|| version_tuple(API_VERSION))
         .unwrap_or((1, 44));
     let query = Query::parse(req.uri().query());
+    let registry_auth = req
+        .headers()
+        .get("X-Registry-Auth")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let rest = rest.trim_end_matches('/');
     match (method.as_str(), rest) {
         ("GET" | "HEAD", "/_ping") => Ok(system::ping(method == Method::HEAD)),
         ("GET", "/version") => Ok(system::version()),
         ("GET", "/info") => system::info(&state).await,
         ("GET", "/system/df") => system::df(&state, api).await,
+        ("GET", "/events") => events::stream(&state, &query),
+        ("POST", "/images/create") => images::create(&state, &query, registry_auth).await,
         ("GET", "/images/json") => images::list(&state, &query, api).await,
         ("POST", "/images/load") => images::load(&state, &query, req.into_body()).await,
         ("GET", "/images/get") => images::get(&state, query.all("names")).await,
@@ -215,6 +233,9 @@ async fn route(
                 ("GET", Some((name, "history"))) => images::history(&state, name).await,
                 ("GET", Some((name, "get"))) => images::get(&state, vec![name.to_owned()]).await,
                 ("POST", Some((name, "tag"))) => images::tag(&state, name, &query).await,
+                ("POST", Some((name, "push"))) => {
+                    images::push(&state, name, &query, registry_auth).await
+                }
                 _ => Err(not_found(path)),
             }
         }

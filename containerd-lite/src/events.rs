@@ -1,0 +1,214 @@
+//! The daemon's event log: what `GET /events` streams (`docker events`).
+//!
+//! Events are kept in memory only, like moby's `daemon/events` (a ring of the last
+//! [`HISTORY`] events for `since`, and a broadcast channel for live subscribers); they do not
+//! survive a restart. Image events carry docker's actions and ids
+//! (moby `daemon/images/image_events.go`): `pull`/`push` with the familiar reference as id,
+//! `tag`/`untag`/`delete`/`load`/`save` with the image id, and the `name` attribute.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+/// Events kept for `since` (moby keeps 256; a load of many images emits one per image).
+pub const HISTORY: usize = 1024;
+
+/// The kind of object an event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    /// An image.
+    Image,
+}
+
+impl EventType {
+    /// docker's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Image => "image",
+        }
+    }
+}
+
+/// One event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// What it is about.
+    pub kind: EventType,
+    /// `pull`, `push`, `tag`, `untag`, `delete`, `load`, `save`.
+    pub action: String,
+    /// The actor's id.
+    pub id: String,
+    /// The actor's attributes (`name`).
+    pub attributes: BTreeMap<String, String>,
+    /// Nanoseconds since the epoch.
+    pub time_nano: i64,
+}
+
+impl Event {
+    /// An image event, now.
+    pub fn image(action: &str, id: impl Into<String>, name: impl Into<String>) -> Self {
+        let time_nano = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        Self {
+            kind: EventType::Image,
+            action: action.to_owned(),
+            id: id.into(),
+            attributes: BTreeMap::from([("name".to_owned(), name.into())]),
+            time_nano,
+        }
+    }
+
+    /// The JSON of the API (`events.Message`, with the legacy `status`/`id` fields).
+    pub fn to_json(&self) -> Value {
+        json!({
+            "status": self.action,
+            "id": self.id,
+            "Type": self.kind.as_str(),
+            "Action": self.action,
+            "Actor": {"ID": self.id, "Attributes": self.attributes},
+            "scope": "local",
+            "time": self.time_nano / 1_000_000_000,
+            "timeNano": self.time_nano,
+        })
+    }
+}
+
+/// Which events a subscriber wants (`filters` of `/events`): within a key any value matches,
+/// across keys all must.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// `type=image`.
+    pub types: Vec<String>,
+    /// `event=pull` (also accepted as `action`).
+    pub actions: Vec<String>,
+    /// `image=<name or id>`.
+    pub images: Vec<String>,
+}
+
+impl Filter {
+    /// Whether `e` passes.
+    pub fn matches(&self, e: &Event) -> bool {
+        let any = |list: &[String], f: &dyn Fn(&str) -> bool| {
+            list.is_empty() || list.iter().any(|v| f(v))
+        };
+        any(&self.types, &|t| t == e.kind.as_str())
+            && any(&self.actions, &|a| a == e.action)
+            && any(&self.images, &|i| {
+                i == e.id || e.attributes.get("name").is_some_and(|n| n == i)
+            })
+    }
+}
+
+/// The log: history plus live subscribers.
+#[derive(Debug)]
+pub struct EventLog {
+    tx: broadcast::Sender<Arc<Event>>,
+    history: Mutex<VecDeque<Arc<Event>>>,
+}
+
+impl Default for EventLog {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EventLog {
+    /// An empty log.
+    pub fn new() -> Self {
+        let (tx, _) = broadcast::channel(256);
+        Self {
+            tx,
+            history: Mutex::new(VecDeque::with_capacity(HISTORY)),
+        }
+    }
+
+    /// Records and broadcasts an event.
+    pub fn publish(&self, e: Event) {
+        let e = Arc::new(e);
+        {
+            let mut h = self.history.lock().unwrap_or_else(|p| p.into_inner());
+            if h.len() == HISTORY {
+                h.pop_front();
+            }
+            h.push_back(e.clone());
+        }
+        // No subscriber is not an error.
+        let _ = self.tx.send(e);
+    }
+
+    /// A live subscription. Subscribe before reading [`history`](Self::history) so that
+    /// nothing falls between the two (duplicates are dropped by time).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.tx.subscribe()
+    }
+
+    /// The events kept, oldest first.
+    pub fn history(&self) -> Vec<Arc<Event>> {
+        self.history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+}
+
+/// Parses docker's `since`/`until`: `seconds[.nanoseconds]` (what the CLI sends) into
+/// nanoseconds since the epoch.
+pub fn parse_timestamp(s: &str) -> Option<i64> {
+    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
+    let secs: i64 = secs.parse().ok()?;
+    let mut nanos = 0i64;
+    if !frac.is_empty() {
+        if !frac.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
+        nanos = digits.parse().ok()?;
+    }
+    secs.checked_mul(1_000_000_000)?.checked_add(nanos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(parse_timestamp("12"), Some(12_000_000_000));
+        assert_eq!(parse_timestamp("12.5"), Some(12_500_000_000));
+        assert_eq!(parse_timestamp("12.000000001"), Some(12_000_000_001));
+        assert_eq!(parse_timestamp("x"), None);
+        assert_eq!(parse_timestamp("1.x"), None);
+    }
+
+    #[test]
+    fn filters_and_history() {
+        let log = EventLog::new();
+        let mut rx = log.subscribe();
+        log.publish(Event::image("pull", "busybox:latest", "busybox"));
+        log.publish(Event::image("tag", "sha256:ab", "bb:1"));
+        assert_eq!(log.history().len(), 2);
+        assert_eq!(rx.try_recv().unwrap().action, "pull");
+        let f = Filter {
+            types: vec!["image".into()],
+            actions: vec!["tag".into()],
+            images: vec![],
+        };
+        let h = log.history();
+        assert!(!f.matches(&h[0]) && f.matches(&h[1]));
+        let f = Filter {
+            images: vec!["busybox".into()],
+            ..Filter::default()
+        };
+        assert!(f.matches(&h[0]) && !f.matches(&h[1]));
+        let j = h[1].to_json();
+        assert_eq!(j["Type"], "image");
+        assert_eq!(j["Actor"]["Attributes"]["name"], "bb:1");
+        assert_eq!(j["status"], "tag");
+    }
+}
