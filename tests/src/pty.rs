@@ -184,6 +184,38 @@ impl PtySession {
         status
     }
 
+    /// Drive an interactive busybox shell started by `command` (`ctr run -t`, `docker exec -it`…):
+    /// wait for its prompt, type a line whose output differs from its echo, check that the
+    /// shell's terminal is a pty, exit with `code` and check that the client exits with it too.
+    /// Returns everything the session printed.
+    #[track_caller]
+    pub fn check_interactive_shell(
+        command: Command,
+        describe: &str,
+        code: i32,
+        timeout: Duration,
+    ) -> String {
+        let mut session = PtySession::spawn(command, describe);
+        session.wait_for("# ", timeout);
+        // The quotes make the typed line differ from its output.
+        session.send("tty; echo inter''active-$((40+2))\r");
+        session.wait_for("interactive-42", timeout);
+        session.send(&format!("exit {code}\r"));
+        let status = session.wait(timeout);
+        let output = session.output();
+        assert!(
+            output.contains("/dev/pts/"),
+            "`tty` is not a pty in {describe}:\n{output}"
+        );
+        assert_eq!(
+            status.code(),
+            Some(code),
+            "{describe} ended with {}:\n{output}",
+            PtySession::describe_status(status)
+        );
+        output
+    }
+
     /// The exit code of a finished client, for messages: the code or `signal N`.
     pub fn describe_status(status: ExitStatus) -> String {
         match (status.code(), status.signal()) {

@@ -145,25 +145,7 @@ fn ctr_run_tty_is_interactive() {
         .ctr(["run", "--rm", "-t"])
         .args(ctd.run_flags())
         .args([BUSYBOX_IMAGE, &id, "sh"]);
-    let describe = cmd.describe();
-    let mut session = PtySession::spawn(cmd.command(), &describe);
-    session.wait_for("# ", TTY_TIMEOUT);
-    // The quotes make the typed line differ from its output.
-    session.send("tty; echo hel''lo-from-tty\r");
-    session.wait_for("hello-from-tty", TTY_TIMEOUT);
-    session.send("exit 5\r");
-    let status = session.wait(TTY_TIMEOUT);
-    let output = session.output();
-    assert!(
-        output.contains("/dev/pts/"),
-        "`tty` is not a pty:\n{output}"
-    );
-    assert_eq!(
-        status.code(),
-        Some(5),
-        "ctr -t ended with {}:\n{output}",
-        PtySession::describe_status(status)
-    );
+    PtySession::check_interactive_shell(cmd.command(), &cmd.describe(), 5, TTY_TIMEOUT);
 }
 
 #[test]
@@ -199,24 +181,7 @@ fn ctr_task_exec_tty_is_interactive() {
         .ctr(["task", "exec", "-t", "--exec-id", "tty1"])
         .args(ctd.fifo_flags())
         .args([&id, "sh"]);
-    let describe = cmd.describe();
-    let mut session = PtySession::spawn(cmd.command(), &describe);
-    session.wait_for("# ", TTY_TIMEOUT);
-    session.send("tty; echo ex''ec-tty\r");
-    session.wait_for("exec-tty", TTY_TIMEOUT);
-    session.send("exit 4\r");
-    let status = session.wait(TTY_TIMEOUT);
-    let output = session.output();
-    assert!(
-        output.contains("/dev/pts/"),
-        "`tty` is not a pty:\n{output}"
-    );
-    assert_eq!(
-        status.code(),
-        Some(4),
-        "ctr task exec -t ended with {}:\n{output}",
-        PtySession::describe_status(status)
-    );
+    PtySession::check_interactive_shell(cmd.command(), &cmd.describe(), 4, TTY_TIMEOUT);
     kill_and_delete(&ctd, &id);
 }
 

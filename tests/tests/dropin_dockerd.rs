@@ -103,24 +103,7 @@ fn docker_run_it_is_interactive() {
         .docker(["run", "--rm", "-it"])
         .args(dockerd.run_flags())
         .args(["busybox", "sh"]);
-    let describe = cmd.describe();
-    let mut session = PtySession::spawn(cmd.command(), &describe);
-    session.wait_for("# ", TTY_TIMEOUT);
-    session.send("tty; echo hel''lo-from-docker\r");
-    session.wait_for("hello-from-docker", TTY_TIMEOUT);
-    session.send("exit 5\r");
-    let status = session.wait(TTY_TIMEOUT);
-    let output = session.output();
-    assert!(
-        output.contains("/dev/pts/"),
-        "`tty` is not a pty:\n{output}"
-    );
-    assert_eq!(
-        status.code(),
-        Some(5),
-        "docker run -it ended with {}:\n{output}",
-        PtySession::describe_status(status)
-    );
+    PtySession::check_interactive_shell(cmd.command(), &cmd.describe(), 5, TTY_TIMEOUT);
 }
 
 #[test]
@@ -150,24 +133,7 @@ fn docker_exec_it_is_interactive() {
     let name = unique_id("exectty");
     run_detached(&dockerd, &name, &[], &["sleep", "1000"]);
     let cmd = dockerd.docker(["exec", "-it", &name, "sh"]);
-    let describe = cmd.describe();
-    let mut session = PtySession::spawn(cmd.command(), &describe);
-    session.wait_for("# ", TTY_TIMEOUT);
-    session.send("tty; echo ex''ec-tty\r");
-    session.wait_for("exec-tty", TTY_TIMEOUT);
-    session.send("exit 4\r");
-    let status = session.wait(TTY_TIMEOUT);
-    let output = session.output();
-    assert!(
-        output.contains("/dev/pts/"),
-        "`tty` is not a pty:\n{output}"
-    );
-    assert_eq!(
-        status.code(),
-        Some(4),
-        "docker exec -it ended with {}:\n{output}",
-        PtySession::describe_status(status)
-    );
+    PtySession::check_interactive_shell(cmd.command(), &cmd.describe(), 4, TTY_TIMEOUT);
 }
 
 #[test]

@@ -109,24 +109,7 @@ fn podman_exec_tty_is_interactive() {
         .run()
         .expect_success();
     let cmd = podman.podman(["exec", "-it", &name, "sh"]);
-    let describe = cmd.describe();
-    let mut session = PtySession::spawn(cmd.command(), &describe);
-    session.wait_for("# ", TTY_TIMEOUT);
-    session.send("tty; echo ex''ec-tty\r");
-    session.wait_for("exec-tty", TTY_TIMEOUT);
-    session.send("exit 4\r");
-    let status = session.wait(TTY_TIMEOUT);
-    let output = session.output();
-    assert!(
-        output.contains("/dev/pts/"),
-        "`tty` is not a pty:\n{output}"
-    );
-    assert_eq!(
-        status.code(),
-        Some(4),
-        "podman exec -it ended with {}:\n{output}",
-        PtySession::describe_status(status)
-    );
+    PtySession::check_interactive_shell(cmd.command(), &cmd.describe(), 4, TTY_TIMEOUT);
 }
 
 #[test]
