@@ -34,8 +34,13 @@ SKIFF_RUNTIME="${target_dir}/release/skiff" cargo test --workspace
 
 # The conformance suite against the runtime: any change from the checked-in expectations (a new
 # failure, or a listed failure that now passes) fails the run.
+# The second run puts every runtime call in a mount namespace where /sys/fs/cgroup is cgroup2,
+# so the v2 code paths run for real on these v1-hybrid machines.
 step "oci-conformance (--expect conformance/expected/skiff.txt)"
 cargo run --quiet -p oci-conformance -- --runtime "${target_dir}/release/skiff" \
 	--expect conformance/expected/skiff.txt
+step "oci-conformance --cgroup2-ns (--expect conformance/expected/skiff-cgroup2-ns.txt)"
+cargo run --quiet -p oci-conformance -- --runtime "${target_dir}/release/skiff" --cgroup2-ns \
+	--expect conformance/expected/skiff-cgroup2-ns.txt
 
 step "all passed"

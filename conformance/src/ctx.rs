@@ -35,6 +35,7 @@ impl<'a> Ctx<'a> {
     /// Sets up the case directory `dir` (which must not exist yet).
     pub fn new(
         runtime: &Path,
+        wrapper: Option<&Path>,
         dir: &Path,
         source: &'a RootfsSource,
         id_prefix: String,
@@ -45,7 +46,7 @@ impl<'a> Ctx<'a> {
             fs::create_dir_all(d).with_context(|| format!("mkdir {}", d.display()))?;
         }
         Ok(Self {
-            rt: Runtime::new(runtime, &root, &scratch),
+            rt: Runtime::new(runtime, wrapper, &root, &scratch),
             dir: dir.to_path_buf(),
             source,
             id_prefix,

@@ -7,6 +7,9 @@
 //! `/proc/<pid>/...`, cgroupfs, exit codes, hook side effects) and from inside the container
 //! (a static probe, [`probe`], that reports what the container process sees as JSON).
 //!
+//! With `--cgroup2-ns` every runtime invocation goes through [`cgroup2_ns`], so the runtime
+//! takes its cgroup v2 paths on a hybrid host.
+//!
 //! Key types: [`case::Case`] (name, spec section and quote, check function), [`ctx::Ctx`] (one
 //! case's private directory, container ids, `--root`, and clean-up), [`runtime::Runtime`] (the
 //! CLI driver, every call bounded by a timeout), [`bundle::Bundle`] (busybox rootfs + the
@@ -19,6 +22,7 @@
 pub mod bundle;
 pub mod case;
 pub mod cases;
+pub mod cgroup2_ns;
 pub mod ctx;
 pub mod host;
 pub mod probe;

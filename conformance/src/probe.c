@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +108,18 @@ static void print_rlimit(const char *name, int resource, int *first) {
 /* Result of a raw syscall: 0 on success, otherwise the errno it failed with. */
 static int syscall_errno(long ret) { return ret < 0 ? errno : 0; }
 
+/* SIGSYS as SECCOMP_RET_TRAP delivers it (seccomp(2): si_code SYS_SECCOMP, si_syscall the
+ * trapped call). SECCOMP_RET_KILL_* cannot be caught, so this handler tells TRAP from KILL. */
+static volatile sig_atomic_t sigsys_count, sigsys_code, sigsys_syscall;
+
+static void on_sigsys(int sig, siginfo_t *info, void *ctx) {
+    (void)sig;
+    (void)ctx;
+    sigsys_count++;
+    sigsys_code = info->si_code;
+    sigsys_syscall = info->si_syscall;
+}
+
 static void print_path(const char *path) {
     struct stat st;
     printf("{\"path\":");
@@ -124,8 +137,14 @@ static void print_path(const char *path) {
                                               : "other";
     printf(",\"exists\":true,\"type\":\"%s\",\"mode\":%u,\"uid\":%u,\"gid\":%u", type,
            (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid, (unsigned)st.st_gid);
-    if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))
+    if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
         printf(",\"major\":%u,\"minor\":%u", major(st.st_rdev), minor(st.st_rdev));
+        /* The device cgroup answers EPERM on open; a missing driver ENXIO/ENODEV. */
+        int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        printf(",\"open_errno\":%d", fd < 0 ? errno : 0);
+        if (fd >= 0)
+            close(fd);
+    }
     if (S_ISLNK(st.st_mode)) {
         char target[PATH_MAX];
         ssize_t n = readlink(path, target, sizeof target - 1);
@@ -177,6 +196,12 @@ static void print_path(const char *path) {
 }
 
 int main(int argc, char **argv) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_sigsys;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGSYS, &sa, NULL);
+
     static char status[16384];
     if (read_file("/proc/self/status", status, sizeof status) < 0)
         status[0] = 0;
@@ -282,10 +307,14 @@ int main(int argc, char **argv) {
     putchar(']');
 
     /* System calls the seccomp cases filter: 0 or the errno they failed with. Neither changes
-     * any state. getpriority(PRIO_PGRP) vs getpriority(PRIO_PROCESS) differ only in argument 0. */
+     * any state. getpriority(PRIO_PROCESS = 0 | PRIO_PGRP = 1 | PRIO_USER = 2, 0) differ only in
+     * argument 0, which the argument-operator cases compare. */
     printf(",\"syscalls\":{\"getpgid\":%d", syscall_errno(syscall(SYS_getpgid, 0)));
     printf(",\"getpriority_process\":%d", syscall_errno(syscall(SYS_getpriority, PRIO_PROCESS, 0)));
-    printf(",\"getpriority_pgrp\":%d}", syscall_errno(syscall(SYS_getpriority, PRIO_PGRP, 0)));
+    printf(",\"getpriority_pgrp\":%d", syscall_errno(syscall(SYS_getpriority, PRIO_PGRP, 0)));
+    printf(",\"getpriority_user\":%d}", syscall_errno(syscall(SYS_getpriority, PRIO_USER, 0)));
+    printf(",\"sigsys\":{\"count\":%d,\"code\":%d,\"syscall\":%d}", (int)sigsys_count,
+           (int)sigsys_code, (int)sigsys_syscall);
 
     printf(",\"paths\":[");
     for (int i = 1; i < argc; i++) {

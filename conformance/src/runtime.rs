@@ -54,6 +54,9 @@ impl Output {
 #[derive(Debug, Clone)]
 pub struct Runtime {
     bin: PathBuf,
+    /// With `--cgroup2-ns`: the suite's own binary, which re-executes itself as
+    /// `--exec-in-cgroup2-ns -- RUNTIME ARGS` around every runtime invocation.
+    wrapper: Option<PathBuf>,
     root: PathBuf,
     /// Where command outputs are captured (one pair of files per invocation).
     scratch: PathBuf,
@@ -62,9 +65,10 @@ pub struct Runtime {
 static INVOCATION: AtomicU64 = AtomicU64::new(0);
 
 impl Runtime {
-    pub fn new(bin: &Path, root: &Path, scratch: &Path) -> Self {
+    pub fn new(bin: &Path, wrapper: Option<&Path>, root: &Path, scratch: &Path) -> Self {
         Self {
             bin: bin.to_path_buf(),
+            wrapper: wrapper.map(Path::to_path_buf),
             root: root.to_path_buf(),
             scratch: scratch.to_path_buf(),
         }
@@ -92,6 +96,32 @@ impl Runtime {
         stdin: Option<&[u8]>,
         stdout_to: Option<&Path>,
     ) -> anyhow::Result<Output> {
+        self.invoke_full(args, stdin, stdout_to, None)
+    }
+
+    /// `run_with`, with `fd3_from` opened read-only as the runtime's file descriptor 3 (what
+    /// `--preserve-fds 1` passes on). A `sh` opens it and execs the runtime: std's `Command`
+    /// can place a descriptor at a given number only through `unsafe` `pre_exec`.
+    pub fn run_with_fd3(
+        &self,
+        args: &[&str],
+        fd3_from: &Path,
+        stdout_to: Option<&Path>,
+    ) -> anyhow::Result<Output> {
+        let mut full: Vec<&str> = vec!["--root"];
+        let root = self.root.to_str().context("the state dir is not UTF-8")?;
+        full.push(root);
+        full.extend_from_slice(args);
+        self.invoke_full(&full, None, stdout_to, Some(fd3_from))
+    }
+
+    fn invoke_full(
+        &self,
+        args: &[&str],
+        stdin: Option<&[u8]>,
+        stdout_to: Option<&Path>,
+        fd3_from: Option<&Path>,
+    ) -> anyhow::Result<Output> {
         let n = INVOCATION.fetch_add(1, Ordering::Relaxed);
         let out_path = match stdout_to {
             Some(p) => p.to_path_buf(),
@@ -103,8 +133,22 @@ impl Runtime {
             File::create(&out_path).with_context(|| format!("creating {}", out_path.display()))?;
         let stderr =
             File::create(&err_path).with_context(|| format!("creating {}", err_path.display()))?;
-        let mut cmd = Command::new(&self.bin);
-        cmd.args(args)
+        // The program and the arguments before the runtime's own: `sh -c` for a descriptor 3,
+        // then the `--cgroup2-ns` wrapper, then the runtime.
+        let mut program: Vec<std::ffi::OsString> = Vec::new();
+        if let Some(fd3) = fd3_from {
+            program.extend(["/bin/sh".into(), "-c".into()]);
+            program.push("exec 3<\"$0\" && exec \"$@\"".into());
+            program.push(fd3.as_os_str().to_owned());
+        }
+        if let Some(wrapper) = &self.wrapper {
+            program.push(wrapper.as_os_str().to_owned());
+            program.extend([crate::cgroup2_ns::FLAG.into(), "--".into()]);
+        }
+        program.push(self.bin.as_os_str().to_owned());
+        let mut cmd = Command::new(&program[0]);
+        cmd.args(&program[1..])
+            .args(args)
             .stdout(stdout)
             .stderr(stderr)
             .stdin(if stdin.is_some() {

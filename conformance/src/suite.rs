@@ -40,6 +40,8 @@ pub struct Options {
     pub expect: Option<PathBuf>,
     /// Mount the hugetlb controller as a cgroup v1 hierarchy first (crun on hybrid hosts).
     pub hugetlb_v1: bool,
+    /// Run every runtime invocation where /sys/fs/cgroup is the host's cgroup2 hierarchy.
+    pub cgroup2_ns: bool,
     /// Print the case list with the spec sections and quit.
     pub list: bool,
 }
@@ -84,6 +86,20 @@ pub fn run(opts: &Options) -> anyhow::Result<bool> {
     if opts.hugetlb_v1 {
         mount_hugetlb_v1()?;
     }
+    let wrapper = if opts.cgroup2_ns {
+        ensure!(
+            Path::new(host::CGROUP2_HYBRID_MOUNT)
+                .join("cgroup.controllers")
+                .exists(),
+            "--cgroup2-ns needs a hybrid host with cgroup2 mounted at {} (on a pure v2 host \
+             the runtime takes its v2 paths without it)",
+            host::CGROUP2_HYBRID_MOUNT
+        );
+        host::set_cgroup2_ns(true);
+        Some(std::env::current_exe().context("finding the suite's own binary")?)
+    } else {
+        None
+    };
     let cache = std::env::temp_dir().join("oci-conformance-cache");
     let probe = probe::build(&cache, "probe", probe::SOURCE)?;
     let console = probe::build(&cache, "console", probe::CONSOLE_SOURCE)?;
@@ -96,7 +112,14 @@ pub fn run(opts: &Options) -> anyhow::Result<bool> {
     fs::create_dir_all(&work).with_context(|| format!("mkdir {}", work.display()))?;
 
     let started = Instant::now();
-    let results = execute(opts, &runtime, &source, &work, &selected)?;
+    let results = execute(
+        opts,
+        &runtime,
+        wrapper.as_deref(),
+        &source,
+        &work,
+        &selected,
+    )?;
     let elapsed = started.elapsed();
 
     let _ = fs::remove_dir(&work); // only if empty: kept failures stay
@@ -115,8 +138,13 @@ pub fn run(opts: &Options) -> anyhow::Result<bool> {
     match opts.format {
         Format::Tap => {
             println!(
-                "# runtime {} in {:.1}s",
+                "# runtime {}{} in {:.1}s",
                 runtime.display(),
+                if opts.cgroup2_ns {
+                    " (--cgroup2-ns)"
+                } else {
+                    ""
+                },
                 elapsed.as_secs_f64()
             );
             println!("{summary}");
@@ -125,7 +153,7 @@ pub fn run(opts: &Options) -> anyhow::Result<bool> {
             "{}",
             json!({
                 "summary": summary, "passed": passed, "failed": failed, "skipped": skipped,
-                "seconds": elapsed.as_secs_f64(), "runtime": runtime,
+                "seconds": elapsed.as_secs_f64(), "runtime": runtime, "cgroup2_ns": opts.cgroup2_ns,
             })
         ),
     }
@@ -161,6 +189,7 @@ pub fn run(opts: &Options) -> anyhow::Result<bool> {
 fn execute(
     opts: &Options,
     runtime: &Path,
+    wrapper: Option<&Path>,
     source: &RootfsSource,
     work: &Path,
     cases: &[Case],
@@ -181,7 +210,7 @@ fn execute(
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(case) = cases.get(i) else { break };
-                    let result = run_case(opts, runtime, source, work, i, *case);
+                    let result = run_case(opts, runtime, wrapper, source, work, i, *case);
                     if tx.send((i, result)).is_err() {
                         break;
                     }
@@ -207,6 +236,7 @@ fn execute(
 fn run_case(
     opts: &Options,
     runtime: &Path,
+    wrapper: Option<&Path>,
     source: &RootfsSource,
     work: &Path,
     index: usize,
@@ -215,7 +245,7 @@ fn run_case(
     let started = Instant::now();
     let dir = work.join(format!("{:03}-{}", index + 1, case.name));
     let prefix = format!("oc{}-{}", std::process::id(), index + 1);
-    let outcome = match Ctx::new(runtime, &dir, source, prefix) {
+    let outcome = match Ctx::new(runtime, wrapper, &dir, source, prefix) {
         Err(e) => Outcome::Fail(format!("setting up the case: {e:#}")),
         Ok(mut ctx) => {
             let result = catch_unwind(AssertUnwindSafe(|| (case.run)(&mut ctx)))

@@ -182,7 +182,11 @@ fn failing_poststart_hook_fails_start_and_stops_the_container() {
         .add_hook(
             "poststart",
             "/bin/sh",
-            &["sh", "-c", "cat > /dev/null; echo poststart-failed >&2; exit 3"],
+            &[
+                "sh",
+                "-c",
+                "cat > /dev/null; echo poststart-failed >&2; exit 3",
+            ],
             HOOK_ENV,
             None,
         )
@@ -204,4 +208,38 @@ fn failing_poststart_hook_fails_start_and_stops_the_container() {
     rt.cmd(["delete", c.id()]).run().expect_success();
     assert!(marker.exists(), "poststop hooks did not run");
     assert_no_trace(&rt, &bundle, c.id());
+}
+
+/// runtime.md, "Lifecycle" step 7: a failing startContainer hook makes `start` fail with the
+/// hook's error, and the container stops without running its process.
+#[test]
+fn failing_start_container_hook_fails_start() {
+    require_root();
+    let (rt, mut bundle) = setup();
+    let ran = rt.scratch().join("process-ran");
+    bundle
+        .bind_dir(rt.scratch(), "/scratch", &["rw"])
+        .add_hook(
+            "startContainer",
+            "/bin/sh",
+            &[
+                "sh",
+                "-c",
+                "cat > /dev/null; echo start-hook-failed >&2; exit 9",
+            ],
+            HOOK_ENV,
+            None,
+        )
+        .sh("touch /scratch/process-ran");
+    let c = Container::create(&rt, &bundle, "startcontainer-fails");
+    let pid = c.pid();
+    let out = rt.cmd(["start", c.id()]).run();
+    out.expect_error_containing("startContainer");
+    out.expect_error_containing("start-hook-failed");
+    wait_process_gone(pid, Duration::from_secs(10));
+    assert_eq!(c.status(), "stopped");
+    assert!(
+        !ran.exists(),
+        "the process ran although its startContainer hook failed"
+    );
 }

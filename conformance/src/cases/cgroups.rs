@@ -11,8 +11,8 @@ use anyhow::{Context as _, ensure};
 use serde_json::{Value, json};
 
 use super::{case, wait_for_file};
-use crate::bundle::Bundle;
-use crate::case::Case;
+use crate::bundle::{Bundle, DEFAULT_CAPS};
+use crate::case::{Case, skip};
 use crate::ctx::{Ctx, STATUS_TIMEOUT};
 use crate::host;
 
@@ -53,6 +53,36 @@ pub fn cases() -> Vec<Case> {
             "config-linux.md#cpu",
             "cpus (string, OPTIONAL) - list of CPUs the container will run on",
             cpuset
+        ),
+        case!(
+            "cgroups.devices_deny",
+            "config-linux.md#device-allowlist",
+            "devices (array of objects, OPTIONAL) configures the device allowlist. The runtime MUST apply entries in the listed order. ... allow (boolean, REQUIRED) - whether the entry is allowed or denied. ... access (string, OPTIONAL) - cgroup permissions for device. A composition of r (read), w (write), and m (mknod).",
+            devices_deny
+        ),
+        case!(
+            "cgroups.memory_swap_reservation",
+            "config-linux.md#memory",
+            "reservation (int64, OPTIONAL) - sets soft limit of memory usage; swap (int64, OPTIONAL) - sets limit of memory+Swap usage",
+            memory_swap_reservation
+        ),
+        case!(
+            "cgroups.blkio_weight",
+            "config-linux.md#block-io",
+            "weight (uint16, OPTIONAL) - specifies per-cgroup weight. This is default weight of the group on all devices until and unless overridden by per-device rules.",
+            blkio_weight
+        ),
+        case!(
+            "cgroups.blkio_throttle",
+            "config-linux.md#block-io",
+            "throttleReadBpsDevice, throttleWriteBpsDevice (array of objects, OPTIONAL) - an array of per-device bandwidth rate limits. ... rate (uint64, REQUIRED) - bandwidth rate limit in bytes per second for the device",
+            blkio_throttle
+        ),
+        case!(
+            "cgroups.hugetlb_limit",
+            "config-linux.md#huge-page-limits",
+            "hugepageLimits (array of objects, OPTIONAL) represents the hugetlb controller which allows to limit the HugeTLB reservations (if supported) or usage (page fault). ... pageSize (string, REQUIRED) - hugepage size ... limit (uint64, REQUIRED) - limit in bytes of hugepagesize HugeTLB reservations (if supported) or usage.",
+            hugetlb_limit
         ),
         case!(
             "pause.pause_resume",
@@ -123,6 +153,7 @@ fn path(ctx: &mut Ctx) -> anyhow::Result<()> {
 }
 
 fn memory_limit(ctx: &mut Ctx) -> anyhow::Result<()> {
+    host::require_controller("memory")?;
     let mut b = ctx.bundle(&["sleep", "1000"])?;
     let limit: u64 = 64 << 20;
     let (_, pid) = running_with(ctx, &mut b, json!({ "memory": { "limit": limit } }))?;
@@ -137,6 +168,7 @@ fn memory_limit(ctx: &mut Ctx) -> anyhow::Result<()> {
 }
 
 fn pids_limit(ctx: &mut Ctx) -> anyhow::Result<()> {
+    host::require_controller("pids")?;
     let mut b = ctx.bundle(&["sleep", "1000"])?;
     let (_, pid) = running_with(ctx, &mut b, json!({ "pids": { "limit": 32 } }))?;
     let got = read_cg(&pid, "pids", "pids.max")?;
@@ -145,6 +177,7 @@ fn pids_limit(ctx: &mut Ctx) -> anyhow::Result<()> {
 }
 
 fn cpu_shares(ctx: &mut Ctx) -> anyhow::Result<()> {
+    host::require_controller("cpu")?;
     let mut b = ctx.bundle(&["sleep", "1000"])?;
     let (_, pid) = running_with(ctx, &mut b, json!({ "cpu": { "shares": 512 } }))?;
     if host::cgroup_v2_unified() {
@@ -159,6 +192,7 @@ fn cpu_shares(ctx: &mut Ctx) -> anyhow::Result<()> {
 }
 
 fn cpu_quota(ctx: &mut Ctx) -> anyhow::Result<()> {
+    host::require_controller("cpu")?;
     let mut b = ctx.bundle(&["sleep", "1000"])?;
     let (_, pid) = running_with(
         ctx,
@@ -180,6 +214,7 @@ fn cpu_quota(ctx: &mut Ctx) -> anyhow::Result<()> {
 }
 
 fn cpuset(ctx: &mut Ctx) -> anyhow::Result<()> {
+    host::require_controller("cpuset")?;
     let mut b = ctx.bundle(&["sleep", "1000"])?;
     let (_, pid) = running_with(ctx, &mut b, json!({ "cpu": { "cpus": "0" } }))?;
     let got = read_cg(&pid, "cpuset", "cpuset.cpus")?;
@@ -194,6 +229,219 @@ fn cpuset(ctx: &mut Ctx) -> anyhow::Result<()> {
         allowed == "0",
         "the container process may run on CPUs {allowed:?}, want 0"
     );
+    Ok(())
+}
+
+/// A block device this host has, as (major, minor): loop devices first (always openable,
+/// even unbound), then anything in /sys/dev/block.
+fn host_block_devices() -> Vec<(u32, u32)> {
+    let mut devs: Vec<(u32, u32)> = fs::read_dir("/sys/dev/block")
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let (a, b) = name.split_once(':')?;
+                    Some((a.parse().ok()?, b.parse().ok()?))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    devs.sort_by_key(|&(major, minor)| (major != 7, major, minor));
+    devs
+}
+
+fn devices_deny(ctx: &mut Ctx) -> anyhow::Result<()> {
+    let loops: Vec<(u32, u32)> = host_block_devices()
+        .into_iter()
+        .filter(|d| d.0 == 7)
+        .take(2)
+        .collect();
+    let [denied, allowed] = loops[..] else {
+        return Err(skip("needs two loop block devices (7:N) on the host"));
+    };
+    let mut b = ctx.bundle(&[])?;
+    let mut caps: Vec<&str> = DEFAULT_CAPS.to_vec();
+    caps.push("CAP_MKNOD");
+    for set in ["bounding", "effective", "permitted"] {
+        b.config["process"]["capabilities"][set] = json!(caps);
+    }
+    b.sh(&format!(
+        "mknod /dev/oc-denied b {} {} && mknod /dev/oc-allowed b {} {} && \
+         exec /bin/probe /dev/oc-denied /dev/oc-allowed",
+        denied.0, denied.1, allowed.0, allowed.1
+    ));
+    let id = ctx.new_id();
+    ctx.cgroup_path(&mut b, &id);
+    // Everything allowed, then read and write (not mknod) of one block device denied: the
+    // node can be made, and opening it is what the device cgroup refuses.
+    b.config["linux"]["resources"] = json!({ "devices": [
+        { "allow": true, "access": "rwm" },
+        { "allow": false, "type": "b", "major": denied.0, "minor": denied.1, "access": "rw" },
+    ] });
+    ctx.create(&b, &id)?;
+    ctx.start(&id)?;
+    ctx.rt.wait_status(&id, "stopped", STATUS_TIMEOUT)?;
+    let out = Ctx::container_output(&b);
+    let r = crate::probe::parse(&out).with_context(|| {
+        format!("the container (mknod of two block devices, then the probe) printed {out:?}")
+    })?;
+    let d = r.path("/dev/oc-denied")?;
+    ensure!(
+        d["type"] == "block" && d["open_errno"] == 1,
+        "opening the denied block device {}:{} did not fail with EPERM: {d}",
+        denied.0,
+        denied.1
+    );
+    let a = r.path("/dev/oc-allowed")?;
+    ensure!(
+        a["type"] == "block" && a["open_errno"] == 0,
+        "the allowed block device {}:{} could not be opened: {a}",
+        allowed.0,
+        allowed.1
+    );
+    Ok(())
+}
+
+/// Reads `file` of `controller`, or skips when the kernel does not have it (e.g. swap
+/// accounting off).
+fn read_cg_or_skip(pid: &str, controller: &str, file: &str) -> anyhow::Result<String> {
+    let dir = host::cgroup_dir(pid, controller)?;
+    if !dir.join(file).exists() {
+        return Err(skip(format!("the kernel has no {file} here")));
+    }
+    read_cg(pid, controller, file)
+}
+
+fn memory_swap_reservation(ctx: &mut Ctx) -> anyhow::Result<()> {
+    host::require_controller("memory")?;
+    let v1_swap = Path::new(host::CGROUP_ROOT).join("memory/memory.memsw.limit_in_bytes");
+    if !host::cgroup_v2_unified() && !v1_swap.exists() {
+        return Err(skip("no swap accounting (memory.memsw.* missing)"));
+    }
+    let mut b = ctx.bundle(&["sleep", "1000"])?;
+    let (limit, swap, reservation): (u64, u64, u64) = (64 << 20, 128 << 20, 32 << 20);
+    let (_, pid) = running_with(
+        ctx,
+        &mut b,
+        json!({ "memory": { "limit": limit, "swap": swap, "reservation": reservation } }),
+    )?;
+    let checks = if host::cgroup_v2_unified() {
+        // cgroup v2 counts swap apart from memory: swap.max = swap - limit (runc, crun).
+        [
+            ("memory.swap.max", swap - limit),
+            ("memory.low", reservation),
+        ]
+    } else {
+        [
+            ("memory.memsw.limit_in_bytes", swap),
+            ("memory.soft_limit_in_bytes", reservation),
+        ]
+    };
+    for (file, want) in checks {
+        let got = read_cg_or_skip(&pid, "memory", file)?;
+        ensure!(got == want.to_string(), "{file} is {got}, want {want}");
+    }
+    Ok(())
+}
+
+fn blkio_weight(ctx: &mut Ctx) -> anyhow::Result<()> {
+    let controller = if host::cgroup_v2_unified() {
+        "io"
+    } else {
+        "blkio"
+    };
+    host::require_controller(controller)?;
+    let root = if host::cgroup_v2_unified() {
+        host::cgroup_v2_root()
+    } else {
+        Path::new(host::CGROUP_ROOT).join("blkio")
+    };
+    let files: &[&str] = if host::cgroup_v2_unified() {
+        &["io.bfq.weight", "io.weight"]
+    } else {
+        &["blkio.weight", "blkio.bfq.weight"]
+    };
+    // Child cgroups have the weight files whenever the root's children do; on v1 the root has
+    // them too, on v2 only children do, so look one level down there.
+    let has = |f: &str| {
+        root.join(f).exists()
+            || fs::read_dir(&root)
+                .is_ok_and(|entries| entries.flatten().any(|e| e.path().join(f).exists()))
+    };
+    let Some(file) = files.iter().copied().find(|f| has(f)) else {
+        return Err(skip(format!(
+            "the kernel has no {} (no CFQ/BFQ I/O scheduler weight)",
+            files.join(" or ")
+        )));
+    };
+    let mut b = ctx.bundle(&["sleep", "1000"])?;
+    let (_, pid) = running_with(ctx, &mut b, json!({ "blockIO": { "weight": 500 } }))?;
+    let got = read_cg(&pid, controller, file)?;
+    // v1 blkio.weight reads "500", the bfq files "default 500"; v2 io.weight gets runc's
+    // conversion 1 + (weight - 10) * 9999 / 990 = 4950.
+    let want = if file == "io.weight" { "4950" } else { "500" };
+    ensure!(
+        got.split_whitespace().any(|w| w == want),
+        "{file} is {got:?}, want {want} (weight 500)"
+    );
+    Ok(())
+}
+
+fn blkio_throttle(ctx: &mut Ctx) -> anyhow::Result<()> {
+    let v2 = host::cgroup_v2_unified();
+    host::require_controller(if v2 { "io" } else { "blkio" })?;
+    let Some((major, minor)) = host_block_devices()
+        .into_iter()
+        .find(|d| d.0 != 7 && d.0 != 253)
+        .or_else(|| host_block_devices().into_iter().next())
+    else {
+        return Err(skip("no block device on the host"));
+    };
+    let rate: u64 = 1 << 20;
+    let mut b = ctx.bundle(&["sleep", "1000"])?;
+    let (_, pid) = running_with(
+        ctx,
+        &mut b,
+        json!({ "blockIO": { "throttleReadBpsDevice": [
+            { "major": major, "minor": minor, "rate": rate }
+        ] } }),
+    )?;
+    let (file, want) = if v2 {
+        ("io.max", format!("{major}:{minor} rbps={rate}"))
+    } else {
+        (
+            "blkio.throttle.read_bps_device",
+            format!("{major}:{minor} {rate}"),
+        )
+    };
+    let got = read_cg(&pid, if v2 { "io" } else { "blkio" }, file)?;
+    ensure!(
+        got.lines().any(|l| l.starts_with(&want)),
+        "{file} is {got:?}, want a line {want:?}"
+    );
+    Ok(())
+}
+
+fn hugetlb_limit(ctx: &mut Ctx) -> anyhow::Result<()> {
+    if !Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists() {
+        return Err(skip("the kernel has no 2 MB huge pages"));
+    }
+    host::require_controller("hugetlb")?;
+    let limit: u64 = 4 * (2 << 20);
+    let mut b = ctx.bundle(&["sleep", "1000"])?;
+    let (_, pid) = running_with(
+        ctx,
+        &mut b,
+        json!({ "hugepageLimits": [ { "pageSize": "2MB", "limit": limit } ] }),
+    )?;
+    let file = if host::cgroup_v2_unified() {
+        "hugetlb.2MB.max"
+    } else {
+        "hugetlb.2MB.limit_in_bytes"
+    };
+    let got = read_cg(&pid, "hugetlb", file)?;
+    ensure!(got == limit.to_string(), "{file} is {got}, want {limit}");
     Ok(())
 }
 
@@ -245,6 +493,7 @@ fn pause_resume(ctx: &mut Ctx) -> anyhow::Result<()> {
 }
 
 fn update_resources(ctx: &mut Ctx) -> anyhow::Result<()> {
+    host::require_controller("pids")?;
     let mut b = ctx.bundle(&["sleep", "1000"])?;
     let (id, pid) = running_with(ctx, &mut b, json!({ "pids": { "limit": 32 } }))?;
     let resources = json!({ "pids": { "limit": 64 } }).to_string();

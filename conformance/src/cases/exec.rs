@@ -7,10 +7,10 @@ use std::fs;
 use anyhow::{Context as _, ensure};
 use serde_json::json;
 
-use super::case;
+use super::{case, ensure_failed};
 use crate::bundle::PROBE;
 use crate::case::Case;
-use crate::ctx::Ctx;
+use crate::ctx::{Ctx, STATUS_TIMEOUT};
 use crate::host;
 use crate::probe;
 
@@ -34,7 +34,23 @@ pub fn cases() -> Vec<Case> {
             "exec --process takes a runtime-spec process object: cwd, env and user (config.md#process) apply to the new process",
             process_json
         ),
+        case!(
+            "exec.stopped_fails",
+            "runc CLI: exec; runtime.md#state",
+            "not in the runtime-spec's operations: runc's exec runs a process inside an existing container; a stopped container (\"the container process has exited\") has no namespaces left to join, so exec must fail",
+            stopped_fails
+        ),
     ]
+}
+
+fn stopped_fails(ctx: &mut Ctx) -> anyhow::Result<()> {
+    let b = ctx.bundle(&["true"])?;
+    let id = ctx.create_start(&b)?;
+    ctx.rt.wait_status(&id, "stopped", STATUS_TIMEOUT)?;
+    let out = ctx.rt.run(&["exec", &id, "true"])?;
+    ensure_failed(&out, "exec into a stopped container")?;
+    ensure!(ctx.rt.status(&id)? == "stopped", "status changed");
+    Ok(())
 }
 
 fn joins_namespaces(ctx: &mut Ctx) -> anyhow::Result<()> {

@@ -7,9 +7,10 @@ use anyhow::{Context as _, ensure};
 use serde_json::{Value, json};
 
 use super::case;
-use crate::case::Case;
+use crate::case::{Case, skip};
 use crate::ctx::Ctx;
-use crate::probe::Report;
+use crate::host::{self, HostMount};
+use crate::probe::{MountInfo, Report};
 
 const EROFS: i64 = 30;
 
@@ -50,6 +51,30 @@ pub fn cases() -> Vec<Case> {
             "config-linux.md#rootfs-mount-propagation",
             "rootfsPropagation (string, OPTIONAL) sets the rootfs's mount propagation. Its value is either shared, slave, private or unbindable.",
             mounts_rootfs_propagation
+        ),
+        case!(
+            "mounts.bind_propagation",
+            "config.md#linux-mount-options",
+            "rshared | MUST | Bind mount propagation; rslave | MUST | Bind mount propagation; rprivate | MUST | Bind mount propagation",
+            mounts_bind_propagation
+        ),
+        case!(
+            "mounts.recursive_readonly",
+            "config.md#linux-mount-options",
+            "rro | SHOULD | Recursive ro. These AT_RECURSIVE options need kernel 5.12 or later. See mount_setattr(2)",
+            mounts_recursive_readonly
+        ),
+        case!(
+            "mounts.bind_file",
+            "config.md#mounts",
+            "source (string, OPTIONAL) A device name, but can also be a file or directory name for bind mounts or a dummy. ... A mount is a bind mount if it has either bind or rbind in the options.",
+            mounts_bind_file
+        ),
+        case!(
+            "mounts.bind_flags",
+            "config.md#linux-mount-options",
+            "nosuid | MUST; nodev | MUST; noexec | MUST (mount(8) filesystem-independent options)",
+            mounts_bind_flags
         ),
         case!(
             "devices.defaults",
@@ -421,5 +446,133 @@ fn sysctl_namespaced(ctx: &mut Ctx) -> anyhow::Result<()> {
         "kernel.shmmax is {}",
         shm["content"]
     );
+    Ok(())
+}
+
+/// The last (topmost) mount at `point` in the container's mountinfo.
+fn mount_at(r: &Report, point: &str) -> anyhow::Result<MountInfo> {
+    r.mountinfo()
+        .into_iter()
+        .rfind(|m| m.mount_point == point)
+        .with_context(|| format!("no mount at {point} in the container's mountinfo"))
+}
+
+fn propagation(m: &MountInfo) -> (bool, bool) {
+    let shared = m.optional.iter().any(|o| o.starts_with("shared:"));
+    let slave = m.optional.iter().any(|o| o.starts_with("master:"));
+    (shared, slave)
+}
+
+fn mounts_bind_propagation(ctx: &mut Ctx) -> anyhow::Result<()> {
+    // The source is a shared mount in the runtime's namespace, so each option has something to
+    // change: a bind of it starts out in (or as a slave of) its peer group.
+    let share = ctx.dir().join("share");
+    fs::create_dir_all(&share)?;
+    let _host = HostMount::shared_bind(&share)?;
+    let src = share.to_str().context("utf-8")?.to_owned();
+    let mut b = ctx.bundle(&[])?;
+    // The root as a slave of the runtime's mounts, as runc does by default: the copy of the
+    // shared source becomes its slave, so a bind that ignored its option would show master:.
+    b.config["linux"]["rootfsPropagation"] = json!("slave");
+    for opt in ["rshared", "rslave", "rprivate"] {
+        let dest = format!("/mnt/{opt}");
+        b.mkdir_in_rootfs(&dest)?;
+        b.mount(&dest, "bind", &src, &["rbind", opt]);
+    }
+    let r = ctx.probe(&mut b, &[])?;
+    let m = mount_at(&r, "/mnt/rshared")?;
+    ensure!(
+        propagation(&m).0,
+        "the rshared bind mount is in no peer group (no shared:N): {:?}",
+        m.optional
+    );
+    let m = mount_at(&r, "/mnt/rslave")?;
+    let (shared, slave) = propagation(&m);
+    ensure!(
+        slave && !shared,
+        "the rslave bind mount of a shared source is not a plain slave (want master:N and no \
+         shared:N): {:?}",
+        m.optional
+    );
+    let m = mount_at(&r, "/mnt/rprivate")?;
+    ensure!(
+        propagation(&m) == (false, false),
+        "the rprivate bind mount still propagates: {:?}",
+        m.optional
+    );
+    Ok(())
+}
+
+fn mounts_recursive_readonly(ctx: &mut Ctx) -> anyhow::Result<()> {
+    if !host::kernel_at_least(5, 12) {
+        return Err(skip(
+            "rro needs mount_setattr(2) with AT_RECURSIVE, kernel 5.12 or later",
+        ));
+    }
+    // A source with a submount: `ro` on an rbind leaves the submount writable, `rro` does not.
+    let share = ctx.dir().join("share");
+    let sub = share.join("sub");
+    fs::create_dir_all(&sub)?;
+    let _sub = HostMount::tmpfs(&sub)?;
+    let src = share.to_str().context("utf-8")?.to_owned();
+    let mut b = ctx.bundle(&[])?;
+    b.mkdir_in_rootfs("/mnt/rro")?;
+    b.mount("/mnt/rro", "bind", &src, &["rbind", "rro"]);
+    let r = ctx.probe(&mut b, &["/mnt/rro", "/mnt/rro/sub"])?;
+    for path in ["/mnt/rro", "/mnt/rro/sub"] {
+        let p = existing(&r, path)?;
+        ensure!(
+            p["readonly_fs"] == true && p["create_errno"] == EROFS,
+            "{path} is writable under an rro bind mount: {p}"
+        );
+    }
+    ensure!(
+        fs::read_dir(&sub)?.next().is_none(),
+        "a file appeared in the host's submount"
+    );
+    Ok(())
+}
+
+fn mounts_bind_file(ctx: &mut Ctx) -> anyhow::Result<()> {
+    let host_file = ctx.dir().join("host-file");
+    fs::write(&host_file, "a single host file")?;
+    let mut b = ctx.bundle(&[])?;
+    // The destination does not exist in the rootfs: the runtime creates the mount point (as
+    // a file, since the source is one).
+    let src = host_file.to_str().context("utf-8")?.to_owned();
+    b.mount("/etc/oc-bound", "bind", &src, &["bind"]);
+    let r = ctx.probe(&mut b, &["/etc/oc-bound"])?;
+    let f = existing(&r, "/etc/oc-bound")?;
+    ensure!(f["type"] == "file", "/etc/oc-bound is not a file: {f}");
+    ensure!(
+        f["content"] == "a single host file",
+        "/etc/oc-bound reads {}",
+        f["content"]
+    );
+    mount_at(&r, "/etc/oc-bound")?;
+    Ok(())
+}
+
+fn mounts_bind_flags(ctx: &mut Ctx) -> anyhow::Result<()> {
+    let share = ctx.dir().join("share");
+    fs::create_dir_all(&share)?;
+    let src = share.to_str().context("utf-8")?.to_owned();
+    let mut b = ctx.bundle(&[])?;
+    b.mkdir_in_rootfs("/mnt/flags")?;
+    b.mount(
+        "/mnt/flags",
+        "bind",
+        &src,
+        &["rbind", "nosuid", "nodev", "noexec"],
+    );
+    let r = ctx.probe(&mut b, &[])?;
+    let m = mount_at(&r, "/mnt/flags")?;
+    for opt in ["nosuid", "nodev", "noexec"] {
+        ensure!(
+            m.has_option(opt),
+            "/mnt/flags lacks {opt}: {:?}",
+            m.mount_options
+        );
+    }
     Ok(())
 }

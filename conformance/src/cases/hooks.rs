@@ -1,5 +1,6 @@
 //! Hooks (config.md#posix-platform-hooks, runtime.md#lifecycle): order, state on stdin, args
-//! and env, failure semantics and timeout. Hooks in the runtime namespace run a shell script
+//! and env, where createContainer and startContainer hooks run, failure semantics of every
+//! kind and timeout. Hooks in the runtime namespace run a shell script
 //! outside the container that appends a line per call to a log in the case directory.
 
 use std::fs;
@@ -33,6 +34,24 @@ pub fn cases() -> Vec<Case> {
             "config.md#startcontainer-hooks",
             "The startContainer hooks MUST be called before the user-specified process is executed as part of the start operation. ... The startContainer hooks' path MUST resolve in the container namespace.",
             start_container
+        ),
+        case!(
+            "hooks.create_container",
+            "config.md#createcontainer-hooks",
+            "The createContainer hooks MUST be called as part of the create operation after the runtime environment has been created ... but before the pivot_root or any equivalent operation has been executed. The createContainer hooks MUST be called after the createRuntime hooks. The createContainer hooks' path MUST resolve in the runtime namespace. The createContainer hooks MUST be executed in the container namespace.",
+            create_container
+        ),
+        case!(
+            "hooks.create_container_failure_fails_create",
+            "runtime.md#lifecycle",
+            "step 5: If any createContainer hook fails, the runtime MUST generate an error, stop the container, and continue the lifecycle at step 12. (step 12: The container MUST be destroyed by undoing the steps performed during create phase)",
+            create_container_failure_fails_create
+        ),
+        case!(
+            "hooks.start_container_failure_stops_container",
+            "runtime.md#lifecycle",
+            "step 7: If any startContainer hook fails, the runtime MUST generate an error, stop the container, and continue the lifecycle at step 12. (step 8, running the user-specified program, does not happen)",
+            start_container_failure_stops_container
         ),
         case!(
             "hooks.prestart_failure_fails_create",
@@ -211,6 +230,174 @@ fn start_container(ctx: &mut Ctx) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Namespaces the createContainer hook must share with the container process.
+const CONTAINER_NAMESPACES: [&str; 5] = ["mnt", "net", "uts", "ipc", "pid"];
+
+fn create_container(ctx: &mut Ctx) -> anyhow::Result<()> {
+    let (script, log) = hook_script(ctx)?;
+    let seen = ctx.dir().join("create-container.seen");
+    let mut b = ctx.bundle(&["sleep", "1000"])?;
+    b.mkdir_in_rootfs("/mnt/oc-cc")?;
+    b.mount("/mnt/oc-cc", "tmpfs", "tmpfs", &["size=1m"]);
+    let bundle_config = b.dir().join("config.json");
+    // A host path: it must resolve in the runtime namespace, and it runs with the host's
+    // /bin/sh and tools, which are still reachable before pivot_root.
+    let cc = ctx.dir().join("create-container.sh");
+    fs::write(
+        &cc,
+        format!(
+            "#!/bin/sh\nPATH=/usr/sbin:/usr/bin:/sbin:/bin\ncat > /dev/null\n\
+             echo createContainer >> '{log}'\n\
+             {{\n\
+             for ns in {nss}; do echo \"ns $ns $(readlink /proc/self/ns/$ns)\"; done\n\
+             grep -F ' - tmpfs ' /proc/self/mountinfo | awk '{{print \"mount \" $5}}'\n\
+             if test -e '{config}'; then echo 'bundle visible'; fi\n\
+             }} > '{seen}'\n",
+            log = log.display(),
+            nss = CONTAINER_NAMESPACES.join(" "),
+            config = bundle_config.display(),
+            seen = seen.display(),
+        ),
+    )?;
+    fs::set_permissions(&cc, fs::Permissions::from_mode(0o755))?;
+    b.hook("createRuntime", logging_hook(&script, "createRuntime"));
+    b.hook(
+        "createContainer",
+        json!({ "path": cc.to_str().context("utf-8")?, "args": ["create-container.sh"] }),
+    );
+    let id = ctx.new_id();
+    ctx.create(&b, &id)?;
+    let text = fs::read_to_string(&seen).with_context(|| {
+        format!(
+            "the createContainer hook left no {} (did not run during create, or not before \
+             pivot_root, where the host path is still reachable)",
+            seen.display()
+        )
+    })?;
+    let order: Vec<String> = fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split('|').next().unwrap_or_default().to_owned())
+        .collect();
+    ensure!(
+        order == ["createRuntime", "createContainer"],
+        "hooks ran in the order {order:?}, want [createRuntime, createContainer]"
+    );
+    let pid = ctx.pid(&id)?;
+    for ns in CONTAINER_NAMESPACES {
+        let want = crate::host::ns_link(&pid, ns)?;
+        let got = text
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("ns {ns} ")))
+            .unwrap_or_default();
+        ensure!(
+            got == want,
+            "the createContainer hook ran in {ns} namespace {got:?}, the container's is {want}"
+        );
+    }
+    ensure!(
+        text.lines()
+            .any(|l| l.starts_with("mount ") && l.ends_with("/mnt/oc-cc")),
+        "the createContainer hook did not see the config's tmpfs mount (…/mnt/oc-cc) in its \
+         mount namespace:\n{text}"
+    );
+    ensure!(
+        text.lines().any(|l| l == "bundle visible"),
+        "the createContainer hook could not see the bundle's config.json at its host path: it \
+         ran after pivot_root"
+    );
+    Ok(())
+}
+
+fn create_container_failure_fails_create(ctx: &mut Ctx) -> anyhow::Result<()> {
+    let mut b = ctx.bundle(&[])?;
+    b.sh("touch /ran; sleep 1000");
+    b.hook("createContainer", failing_hook());
+    let id = ctx.new_id();
+    let cgroup = ctx.cgroup_path(&mut b, &id);
+    let out = ctx.try_create(&b, &id)?;
+    ensure_failed(&out, "create with a failing createContainer hook")?;
+    std::thread::sleep(Duration::from_millis(200));
+    ensure!(
+        !b.rootfs().join("ran").exists(),
+        "the process ran despite the failing createContainer hook"
+    );
+    // "continue the lifecycle at step 12": destroyed, so nothing of it is left.
+    let state = ctx.rt.run(&["state", &id])?;
+    ensure!(
+        !state.success(),
+        "the container still exists after its createContainer hook failed: {}",
+        state.stdout.trim()
+    );
+    let leftovers: Vec<String> = fs::read_dir(crate::host::CGROUP_ROOT)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path().join(cgroup.trim_start_matches('/')))
+                // A real cgroup (statfs(2) f_type), not a plain directory on /sys/fs/cgroup's
+                // tmpfs: crun makes those when run with the cgroup2 mount hidden
+                // (docs/conformance.md, crun on this host).
+                .filter(|p| is_cgroup_dir(p))
+                .map(|p| p.display().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    ensure!(
+        leftovers.is_empty(),
+        "the container's cgroups are still there: {leftovers:?}"
+    );
+    Ok(())
+}
+
+fn start_container_failure_stops_container(ctx: &mut Ctx) -> anyhow::Result<()> {
+    let mut b = ctx.bundle(&[])?;
+    b.sh("touch /ran; sleep 1000");
+    // The path resolves in the container namespace: the rootfs's busybox sh.
+    b.hook("startContainer", failing_hook());
+    let id = ctx.new_id();
+    ctx.create(&b, &id)?;
+    let start = ctx.rt.run(&["start", &id])?;
+    wait_stopped_or_gone(ctx, &id, "its startContainer hook failed")?;
+    ensure!(
+        !b.rootfs().join("ran").exists(),
+        "the user-specified process ran despite the failing startContainer hook"
+    );
+    ensure_failed(
+        &start,
+        "start with a failing startContainer hook (the process did not run and the container \
+         stopped, but no error was generated)",
+    )
+}
+
+fn is_cgroup_dir(path: &Path) -> bool {
+    use nix::sys::statfs::{CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC, statfs};
+    statfs(path).is_ok_and(|s| {
+        let t = s.filesystem_type();
+        t == CGROUP_SUPER_MAGIC || t == CGROUP2_SUPER_MAGIC
+    })
+}
+
+/// Waits until `state ID` fails (the container is gone) or says `stopped`.
+fn wait_stopped_or_gone(ctx: &Ctx, id: &str, after: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + STATUS_TIMEOUT;
+    loop {
+        let state = ctx.rt.run(&["state", id])?;
+        if !state.success() {
+            return Ok(());
+        }
+        let status: Value = serde_json::from_str(&state.stdout).unwrap_or(Value::Null);
+        if status["status"] == "stopped" {
+            return Ok(());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the container is still {} after {after}",
+            status["status"]
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn failing_hook_fails_create(ctx: &mut Ctx, kind: &str) -> anyhow::Result<()> {
     let mut b = ctx.bundle(&[])?;
     b.sh("touch /ran");
@@ -251,23 +438,7 @@ fn poststart_failure_stops_container(ctx: &mut Ctx) -> anyhow::Result<()> {
     }
     // "stop the container, and continue the lifecycle at step 12" (destroy): the container is
     // stopped or already gone, never left running.
-    let deadline = Instant::now() + STATUS_TIMEOUT;
-    loop {
-        let state = ctx.rt.run(&["state", &id])?;
-        if !state.success() {
-            return Ok(());
-        }
-        let status: Value = serde_json::from_str(&state.stdout).unwrap_or(Value::Null);
-        if status["status"] == "stopped" {
-            return Ok(());
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "the container is still {} after its poststart hook failed",
-            status["status"]
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_stopped_or_gone(ctx, &id, "its poststart hook failed")
 }
 
 fn poststop_failure_continues(ctx: &mut Ctx) -> anyhow::Result<()> {

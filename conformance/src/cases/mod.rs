@@ -20,7 +20,9 @@ mod hooks;
 mod lifecycle;
 mod namespaces;
 mod process;
+mod runc_cli;
 mod security;
+mod signals;
 
 /// Every case, in the order they are reported.
 pub fn all() -> Vec<Case> {
@@ -29,10 +31,12 @@ pub fn all() -> Vec<Case> {
     all.extend(process::cases());
     all.extend(fs::cases());
     all.extend(namespaces::cases());
+    all.extend(signals::cases());
     all.extend(hooks::cases());
     all.extend(security::cases());
     all.extend(exec::cases());
     all.extend(cgroups::cases());
+    all.extend(runc_cli::cases());
     all
 }
 

@@ -55,6 +55,18 @@ pub fn cases() -> Vec<Case> {
             new_user
         ),
         case!(
+            "userns.multiple_ranges",
+            "config-linux.md#user-namespace-mappings",
+            "uidMappings (array of objects, OPTIONAL) describes the user namespace uid mappings from the host to the container. ... containerID (uint32, REQUIRED) - is the starting uid/gid in the container. hostID (uint32, REQUIRED) - is the starting uid/gid on the host to be mapped to containerID. size (uint32, REQUIRED) - is the number of ids to be mapped.",
+            userns_multiple_ranges
+        ),
+        case!(
+            "userns.file_owner",
+            "config-linux.md#user-namespace-mappings",
+            "hostID (uint32, REQUIRED) - is the starting uid/gid on the host to be mapped to containerID. (A file the container's root creates is owned, on the host, by the hostID its uid 0 maps to.)",
+            userns_file_owner
+        ),
+        case!(
             "namespaces.new_time",
             "config-linux.md#namespaces",
             "time the container will be able to have its own clocks.",
@@ -296,5 +308,101 @@ fn domainname(ctx: &mut Ctx) -> anyhow::Result<()> {
         "domainname is {:?}",
         r.str("domainname")?
     );
+    Ok(())
+}
+
+/// A bundle with a new user namespace and the given (containerID, hostID, size) ranges.
+fn userns_bundle(
+    ctx: &mut Ctx,
+    uids: &[(u32, u32, u32)],
+    gids: &[(u32, u32, u32)],
+) -> anyhow::Result<crate::bundle::Bundle> {
+    if !host::has_ns("user") {
+        return Err(skip(
+            "the kernel has no user namespaces (/proc/self/ns/user)",
+        ));
+    }
+    let mut b = ctx.bundle(&[])?;
+    b.namespace("user", None);
+    let ranges = |r: &[(u32, u32, u32)]| -> serde_json::Value {
+        r.iter()
+            .map(|(c, h, n)| json!({ "containerID": c, "hostID": h, "size": n }))
+            .collect()
+    };
+    b.config["linux"]["uidMappings"] = ranges(uids);
+    b.config["linux"]["gidMappings"] = ranges(gids);
+    Ok(b)
+}
+
+/// /proc/self/{u,g}id_map as (inside, outside, count) lines.
+fn parse_map(text: &str) -> Vec<(u64, u64, u64)> {
+    text.lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace().map(|n| n.parse::<u64>().ok());
+            Some((w.next()??, w.next()??, w.next()??))
+        })
+        .collect()
+}
+
+fn userns_multiple_ranges(ctx: &mut Ctx) -> anyhow::Result<()> {
+    let uids = [
+        (0, 100_000, 1000),
+        (1000, 300_000, 1),
+        (1001, 101_001, 64_535),
+    ];
+    let gids = [(0, 200_000, 5), (5, 400_005, 1), (6, 200_006, 65_530)];
+    let mut b = userns_bundle(ctx, &uids, &gids)?;
+    b.config["process"]["user"] = json!({ "uid": 1000, "gid": 5 });
+    let r = ctx.probe(&mut b, &[])?;
+    for (what, got, want) in [
+        ("uid_map", r.str("uid_map")?, &uids[..]),
+        ("gid_map", r.str("gid_map")?, &gids[..]),
+    ] {
+        let mut got = parse_map(got);
+        got.sort_unstable();
+        let want: Vec<(u64, u64, u64)> = want
+            .iter()
+            .map(|(c, h, n)| (u64::from(*c), u64::from(*h), u64::from(*n)))
+            .collect();
+        ensure!(
+            got == want,
+            "{what} in the container is {got:?}, want the configured ranges {want:?}"
+        );
+    }
+    ensure!(
+        r.u64("uid")? == 1000 && r.u64("gid")? == 5,
+        "the process runs as {}:{}, want 1000:5 (ids of the second ranges)",
+        r.u64("uid")?,
+        r.u64("gid")?
+    );
+    Ok(())
+}
+
+fn userns_file_owner(ctx: &mut Ctx) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    let (host_uid, host_gid) = (100_000, 200_000);
+    let mut b = userns_bundle(ctx, &[(0, host_uid, 65_536)], &[(0, host_gid, 65_536)])?;
+    // A directory the container's root may write to: owned by the host ids of its uid/gid 0
+    // (the runtime SHOULD NOT chown the rootfs for the mapping, so the suite does it).
+    let dir = b.mkdir_in_rootfs("/owned")?;
+    nix::unistd::chown(
+        &dir,
+        Some(nix::unistd::Uid::from_raw(host_uid)),
+        Some(nix::unistd::Gid::from_raw(host_gid)),
+    )?;
+    b.sh("touch /owned/by-root && mkdir /owned/dir-by-root");
+    ctx.run_to_exit(&b)?;
+    for name in ["by-root", "dir-by-root"] {
+        let path = dir.join(name);
+        let meta = std::fs::metadata(&path)
+            .with_context(|| format!("the container's root could not create /owned/{name}"))?;
+        ensure!(
+            (meta.uid(), meta.gid()) == (host_uid, host_gid),
+            "/owned/{name} created by the container's root is owned by {}:{} on the host, \
+             want the mapped {host_uid}:{host_gid}",
+            meta.uid(),
+            meta.gid()
+        );
+    }
     Ok(())
 }

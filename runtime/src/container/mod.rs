@@ -74,6 +74,8 @@ pub enum Error {
     Resources { path: PathBuf, reason: String },
     #[error("cannot start a container that has stopped")]
     StartStopped,
+    #[error("container process failed to start: {0}")]
+    StartFailed(String),
     #[error("cannot start an already running container")]
     StartRunning,
     #[error("cannot delete container {id} that is not stopped: container still running")]

@@ -24,7 +24,14 @@ pub fn start(root: &Path, id: &str) -> Result<(), Error> {
         Status::Stopped => return Err(Error::StartStopped),
         Status::Running | Status::Paused | Status::Creating => return Err(Error::StartRunning),
     }
-    release(&dir, &state)?;
+    if let Err(e) = release(&dir, &state) {
+        // A failed startContainer hook or exec (runtime.md, "Lifecycle" step 7): the container
+        // is stopped; `delete` runs the poststop hooks.
+        if matches!(e, Error::StartFailed(_)) {
+            super::delete::kill_and_wait(&state)?;
+        }
+        return Err(e);
+    }
     let spec = &state.config;
     if let Some(list) = spec.hooks().as_ref().and_then(|h| h.poststart().as_deref()) {
         let hs = HookState::new(
@@ -46,7 +53,8 @@ pub fn start(root: &Path, id: &str) -> Result<(), Error> {
 
 /// Open the fifo for reading: that completes the init's blocked open. Read its one byte, remove
 /// the fifo (the status is "running" from now on), and wait until the init closes its end, which
-/// happens at execve (the descriptor is close-on-exec) — or when it dies.
+/// happens at execve (the descriptor is close-on-exec) — or when it dies. Anything the init writes
+/// after its byte is the error that kept it from executing the process.
 fn release(dir: &StateDir, state: &State) -> Result<(), Error> {
     let path = dir.fifo_path();
     // Non-blocking, so that a dead init cannot hang us in open().
@@ -57,6 +65,18 @@ fn release(dir: &StateDir, state: &State) -> Result<(), Error> {
     )
     .map_err(|e| io_err("open", &path)(e.into()))?;
     let mut got_byte = false;
+    let mut failure = Vec::new();
+    let done = |got_byte: bool, failure: &[u8]| {
+        if !failure.is_empty() {
+            Err(Error::StartFailed(
+                String::from_utf8_lossy(failure).into_owned(),
+            ))
+        } else if got_byte {
+            Ok(())
+        } else {
+            Err(Error::StartStopped)
+        }
+    };
     loop {
         let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
         let timeout =
@@ -65,11 +85,7 @@ fn release(dir: &StateDir, state: &State) -> Result<(), Error> {
             Ok(0) => {
                 if !state.init_alive() {
                     let _ = std::fs::remove_file(&path);
-                    return if got_byte {
-                        Ok(())
-                    } else {
-                        Err(Error::StartStopped)
-                    };
+                    return done(got_byte, &failure);
                 }
                 continue;
             }
@@ -77,9 +93,9 @@ fn release(dir: &StateDir, state: &State) -> Result<(), Error> {
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(io_err("poll", &path)(e.into())),
         }
-        let mut buf = [0u8; 16];
+        let mut buf = [0u8; 4096];
         match nix::unistd::read(&fifo, &mut buf) {
-            Ok(0) if got_byte => return Ok(()),
+            Ok(0) if got_byte => return done(got_byte, &failure),
             // EOF without our byte: the init opened and closed the fifo for another reader — a
             // concurrent `start` took the byte and the init has exec'd (or died). It never
             // opens the fifo again, so waiting longer would spin forever.
@@ -90,11 +106,14 @@ fn release(dir: &StateDir, state: &State) -> Result<(), Error> {
                     Error::StartStopped
                 });
             }
-            Ok(_) => {
+            Ok(n) => {
+                let mut data = &buf[..n];
                 if !got_byte {
                     got_byte = true;
+                    data = &data[1..];
                     std::fs::remove_file(&path).map_err(io_err("remove", &path))?;
                 }
+                failure.extend_from_slice(data);
             }
             Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(io_err("read", &path)(e.into())),

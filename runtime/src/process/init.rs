@@ -230,12 +230,20 @@ fn setup(cfg: &InitConfig<'_>, plan: &Plan, fds: &InitFds) -> Result<Infallible,
     nix::unistd::write(&fifo, b"0").map_err(errno("write exec fifo"))?;
 
     // 16. startContainer hooks: after start, before the user's program.
-    if let Some(list) = hooks.and_then(|h| h.start_container().as_deref()) {
-        hooks::run(HookKind::StartContainer, list, &hook_state(Status::Created))?;
-    }
+    let started = match hooks.and_then(|h| h.start_container().as_deref()) {
+        Some(list) => hooks::run(HookKind::StartContainer, list, &hook_state(Status::Created))
+            .map_err(ProcessError::from),
+        None => Ok(()),
+    };
 
-    // 17. The user's program.
-    Err(exec_process(target, cfg.seccomp.filter(|_| nnp)))
+    // 17. The user's program. On success the fifo closes at execve (close-on-exec); on failure
+    //     the error goes into the fifo, so that `start`, reading it, fails with it.
+    let err = match started {
+        Ok(()) => exec_process(target, cfg.seccomp.filter(|_| nnp)),
+        Err(e) => e,
+    };
+    let _ = nix::unistd::write(&fifo, chain(&err).as_bytes());
+    Err(err)
 }
 
 /// What `execve` needs, resolved inside the container.

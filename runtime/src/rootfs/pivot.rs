@@ -31,10 +31,24 @@ pub fn pivot_root(rootfs: &Path, no_pivot: bool) -> Result<(), RootfsError> {
             .map_err(|e| err("move rootfs onto /")(e.into()))?;
         nix::unistd::chroot(".").map_err(|e| err("chroot into")(e.into()))?;
     } else {
+        // 0. A handle on the old root, to stand in it after the pivot.
+        let old_root = nix::fcntl::open(
+            "/",
+            nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| err("open the old root for")(e.into()))?;
         // 1. pivot_root(".", "."): the old root is stacked on top of the new one at "/"
         //    (pivot_root(2), NOTES: "new_root and put_old may be the same directory").
         nix::unistd::pivot_root(".", ".").map_err(|e| err("pivot_root to")(e.into()))?;
-        // 2. Make the old root a slave so that unmounting it below cannot propagate to the host's
+        // 2. Stand in the old root: the kernel does not say which of the two stacked mounts "."
+        //    names after pivot_root, and if it named the new root, step 3 would turn every
+        //    container mount into a slave, undoing an `rshared` mount option.
+        nix::unistd::fchdir(&old_root).map_err(|e| err("enter the old root of")(e.into()))?;
+        drop(old_root);
+        // 3. Make the old root a slave so that unmounting it below cannot propagate to the host's
         //    mounts if any of them is still shared with us.
         nix::mount::mount(
             None::<&str>,
@@ -44,7 +58,7 @@ pub fn pivot_root(rootfs: &Path, no_pivot: bool) -> Result<(), RootfsError> {
             None::<&str>,
         )
         .map_err(|e| err("make old root slave")(e.into()))?;
-        // 3. Detach the old root; "." is it, as it is stacked on top.
+        // 4. Detach the old root.
         nix::mount::umount2(".", MntFlags::MNT_DETACH)
             .map_err(|e| err("detach old root")(e.into()))?;
     }
