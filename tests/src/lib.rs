@@ -21,7 +21,8 @@
 //! - [`pty`]: drives an interactive client (`ctr run -t`, `docker run -it`) through a pty.
 //!
 //! The `mkbundle` binary (`src/bin/mkbundle.rs`) builds the same busybox bundle at a persistent
-//! path for demos and benchmarks.
+//! path for demos and benchmarks; `mkimage` (`src/bin/mkimage.rs`) writes the busybox test image
+//! as a docker-archive or OCI layout for scripts (`bench/ctr.sh`).
 //!
 //! Tests that need root call [`require_root`], which fails loudly instead of skipping.
 //!

@@ -15,6 +15,13 @@
 //! containerd.log     the daemon's log
 //! ```
 //!
+//! With [`Containerd::start_with_shim`] the sandbox also has `bin/`, prepended to the PATH
+//! containerd (and so every shim it starts) runs with, holding `containerd-shim-skiff-v2` and
+//! `skiff`: `ctr run --runtime io.containerd.skiff.v2` then finds our shim the way containerd
+//! finds any shim (`$PATH`), and the shim finds `skiff` on its PATH. [`Containerd::restart`]
+//! stops the daemon and starts it again in the same mount namespace (the shims' sockets live
+//! in its private `/run`), as a host restart of containerd would.
+//!
 //! The containerd namespace is the sandbox name, so the default cgroup of a container is
 //! `/<namespace>/<id>` ([`Containerd::cgroup_path`]) and is removed with the sandbox.
 
@@ -43,7 +50,19 @@ pub struct Containerd {
     ctr: PathBuf,
     skiff: PathBuf,
     startup: Duration,
+    /// The daemon's binary and arguments, for [`Containerd::restart`].
+    containerd: PathBuf,
+    args: Vec<OsString>,
+    /// `PATH` for the daemon when a shim is installed in `bin/`.
+    path_env: Option<OsString>,
+    /// The daemon's mount namespace, held open so a restart can re-enter it.
+    mnt_ns: Option<std::fs::File>,
 }
+
+/// The runtime name of our shim.
+pub const SKIFF_SHIM_RUNTIME: &str = "io.containerd.skiff.v2";
+/// The binary name containerd derives from [`SKIFF_SHIM_RUNTIME`].
+pub const SKIFF_SHIM_BINARY: &str = "containerd-shim-skiff-v2";
 
 impl Containerd {
     /// Starts containerd and waits until `ctr version` answers.
@@ -56,6 +75,19 @@ impl Containerd {
 
     /// Like [`Containerd::start`], returning the error.
     pub fn try_start() -> anyhow::Result<Self> {
+        Self::try_start_inner(None)
+    }
+
+    /// Like [`Containerd::start`], with `shim` (our `containerd-shim-skiff-v2`) and the runtime
+    /// under test in the sandbox's `bin/`, first on containerd's PATH.
+    ///
+    /// # Panics
+    /// If containerd does not start or a binary is missing.
+    pub fn start_with_shim(shim: &Path) -> Self {
+        Self::try_start_inner(Some(shim)).unwrap_or_else(|e| panic!("starting containerd: {e:#}"))
+    }
+
+    fn try_start_inner(shim: Option<&Path>) -> anyhow::Result<Self> {
         let containerd = require_binary(CONTAINERD_BIN, "containerd");
         let ctr = require_binary(CTR_BIN, "containerd");
         require_binary(SHIM_BIN, "containerd");
@@ -101,6 +133,25 @@ disabled_plugins = [
         );
         let config_path = sandbox.path().join("config.toml");
         std::fs::write(&config_path, config).context("writing config.toml")?;
+        let path_env = match shim {
+            Some(shim) => {
+                let bin = sandbox.subdir("bin");
+                let shim = std::fs::canonicalize(shim)
+                    .with_context(|| format!("resolving {}", shim.display()))?;
+                std::os::unix::fs::symlink(&shim, bin.join(SKIFF_SHIM_BINARY))
+                    .context("linking the shim into bin/")?;
+                std::os::unix::fs::symlink(&skiff, bin.join("skiff"))
+                    .context("linking skiff into bin/")?;
+                let mut path = bin.into_os_string();
+                path.push(":");
+                path.push(
+                    std::env::var_os("PATH")
+                        .unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into()),
+                );
+                Some(path)
+            }
+            None => None,
+        };
         let args: Vec<OsString> = [
             "--config",
             &sandbox.file("config.toml"),
@@ -115,19 +166,44 @@ disabled_plugins = [
         .map(OsString::from)
         .collect();
         let started = Instant::now();
-        let command = sandbox.namespaced_command(&containerd, &args);
+        let mut command = sandbox.namespaced_command(&containerd, &args);
+        if let Some(path) = &path_env {
+            command.env("PATH", path);
+        }
         let mut daemon = Daemon::spawn(
             "containerd",
             command,
             &sandbox.path().join("containerd.log"),
         )?;
+        let startup = Self::wait_answering(&mut daemon, &sandbox, &ctr, started)?;
+        let mnt_ns = daemon
+            .pid()
+            .and_then(|pid| std::fs::File::open(format!("/proc/{pid}/ns/mnt")).ok());
+        Ok(Self {
+            daemon,
+            sandbox,
+            ctr,
+            skiff,
+            startup,
+            containerd,
+            args,
+            path_env,
+            mnt_ns,
+        })
+    }
+
+    fn wait_answering(
+        daemon: &mut Daemon,
+        sandbox: &Sandbox,
+        ctr: &Path,
+        started: Instant,
+    ) -> anyhow::Result<Duration> {
         let sock = sandbox.file("c.sock");
-        let ctr_probe = ctr.clone();
-        let startup = daemon.wait_ready(
+        daemon.wait_ready(
             DAEMON_START_TIMEOUT,
             || {
                 Path::new(&sock).exists()
-                    && std::process::Command::new(&ctr_probe)
+                    && std::process::Command::new(ctr)
                         .args(["--address", &sock, "--timeout", "2s", "version"])
                         .stdin(std::process::Stdio::null())
                         .stdout(std::process::Stdio::null())
@@ -136,14 +212,74 @@ disabled_plugins = [
                         .is_ok_and(|s| s.success())
             },
             started,
-        )?;
-        Ok(Self {
-            daemon,
-            sandbox,
-            ctr,
-            skiff,
-            startup,
-        })
+        )
+    }
+
+    /// Stops containerd (SIGTERM; shims and containers keep running) and starts it again with
+    /// the same root, state and config, in the same mount namespace.
+    ///
+    /// # Panics
+    /// If the daemon does not come back.
+    pub fn restart(&mut self) {
+        let ns = self
+            .mnt_ns
+            .as_ref()
+            .map(|f| {
+                use std::os::fd::AsRawFd as _;
+                format!("/proc/{}/fd/{}", std::process::id(), f.as_raw_fd())
+            })
+            .expect("containerd's mount namespace is held");
+        if let Some(note) = self.daemon.stop() {
+            eprintln!("{note}");
+        }
+        let _ = std::fs::remove_file(self.sandbox.path().join("c.sock"));
+        let mut command = std::process::Command::new("nsenter");
+        command
+            .arg(format!("--mount={ns}"))
+            .arg("--")
+            .arg(&self.containerd)
+            .args(&self.args)
+            .current_dir(self.sandbox.path())
+            .stdin(std::process::Stdio::null());
+        if let Some(path) = &self.path_env {
+            command.env("PATH", path);
+        }
+        let started = Instant::now();
+        let log = self.sandbox.path().join("containerd-restarted.log");
+        let mut daemon = Daemon::spawn("containerd", command, &log)
+            .unwrap_or_else(|e| panic!("restarting containerd: {e:#}"));
+        Self::wait_answering(&mut daemon, &self.sandbox, &self.ctr, started)
+            .unwrap_or_else(|e| panic!("restarting containerd: {e:#}"));
+        self.daemon = daemon;
+    }
+
+    /// containerd's pid.
+    pub fn pid(&self) -> Option<i32> {
+        self.daemon.pid()
+    }
+
+    /// Flags for `ctr run` with our shim (see [`Containerd::start_with_shim`]): `--runtime
+    /// io.containerd.skiff.v2 --fifo-dir <dir>`.
+    pub fn shim_run_flags(&self) -> Vec<String> {
+        vec![
+            "--runtime".into(),
+            SKIFF_SHIM_RUNTIME.into(),
+            "--fifo-dir".into(),
+            self.sandbox.file("fifo"),
+        ]
+    }
+
+    /// `--runtime-config-path <file>` whose TOML sets the shim's `BinaryName` to `binary`
+    /// (ctr 1.6 sends it as `runtimeoptions.v1.Options`; `--runc-binary` is refused for
+    /// runtimes other than io.containerd.runc.v2).
+    pub fn runtime_config_flags(&self, binary: &Path) -> Vec<String> {
+        let file = self.sandbox.path().join("runtime-options.toml");
+        std::fs::write(&file, format!("BinaryName = \"{}\"\n", binary.display()))
+            .unwrap_or_else(|e| panic!("writing {}: {e}", file.display()));
+        vec![
+            "--runtime-config-path".into(),
+            file.to_str().expect("paths are UTF-8").into(),
+        ]
     }
 
     /// How long containerd took from spawn to answering `ctr version`.
