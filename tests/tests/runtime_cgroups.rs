@@ -34,7 +34,7 @@ fn cgroup_resources_are_applied_v1() {
     let (rt, mut bundle) = setup();
     let id = unique_id("cg-res");
     bundle.config_mut(|c| {
-        c["linux"]["cgroupsPath"] = json!(format!("/skiff-test/{id}"));
+        c["linux"]["cgroupsPath"] = json!(format!("/{id}/nested"));
         c["linux"]["resources"] = json!({
             "devices": [{"allow": false, "access": "rwm"}],
             "memory": {"limit": 67108864, "reservation": 33554432, "swappiness": 10},
@@ -50,7 +50,7 @@ fn cgroup_resources_are_applied_v1() {
     let memory = cgroup_dir(pid, "memory").expect("memory cgroup");
     assert_eq!(
         memory,
-        PathBuf::from(format!("/sys/fs/cgroup/memory/skiff-test/{id}"))
+        PathBuf::from(format!("/sys/fs/cgroup/memory/{id}/nested"))
     );
     assert_eq!(read(&memory, "memory.limit_in_bytes"), "67108864");
     assert_eq!(read(&memory, "memory.soft_limit_in_bytes"), "33554432");
@@ -77,6 +77,8 @@ fn cgroup_resources_are_applied_v1() {
 
     rt.cmd(["delete", "--force", &id]).run().expect_success();
     assert!(!memory.exists(), "{} left after delete", memory.display());
+    // The parent is the caller's (as with runc, delete removes only the container's own cgroup).
+    remove_parent_cgroups(&id);
     assert_no_trace(&rt, &bundle, &id);
 }
 
@@ -388,7 +390,7 @@ fn cgroup_v2_lifecycle() {
     let wrapper = in_cgroup2();
     let id = unique_id("cg-v2");
     bundle.set_readonly_root(false).config_mut(|c| {
-        c["linux"]["cgroupsPath"] = json!(format!("/skiff-test-v2/{id}"));
+        c["linux"]["cgroupsPath"] = json!(format!("/{id}/nested"));
         for set in ["bounding", "effective", "permitted"] {
             c["process"]["capabilities"][set]
                 .as_array_mut()
@@ -408,7 +410,7 @@ fn cgroup_v2_lifecycle() {
         .run()
         .expect_success();
     cmd(&["start", &id]).run().expect_success();
-    let dir = PathBuf::from(format!("/sys/fs/cgroup/unified/skiff-test-v2/{id}"));
+    let dir = PathBuf::from(format!("/sys/fs/cgroup/unified/{id}/nested"));
     let state: Value = serde_json::from_str(&cmd(&["state", &id]).run().stdout).expect("state");
     let pid = state["pid"].as_i64().expect("pid");
     let procs = read(&dir, "cgroup.procs");
@@ -438,6 +440,14 @@ fn cgroup_v2_lifecycle() {
     assert!(!dir.exists(), "{} left after delete", dir.display());
 }
 
+/// Remove the (empty) parent cgroup `/<id>` a test's `cgroupsPath` made in every hierarchy.
+fn remove_parent_cgroups(id: &str) {
+    for dir in cgroup_dirs_named(id) {
+        let _ = fs::remove_dir(dir.join("nested"));
+        let _ = fs::remove_dir(&dir);
+    }
+}
+
 fn in_cgroup2() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     // target/<profile>/deps/<test> → target/<profile>/in-cgroup2
@@ -464,6 +474,6 @@ impl Drop for V2Guard<'_> {
             .cmd(["delete", "--force", &self.id])
             .wrap([self.wrapper.as_os_str()])
             .run();
-        let _ = fs::remove_dir(format!("/sys/fs/cgroup/unified/skiff-test-v2/{}", self.id));
+        remove_parent_cgroups(&self.id);
     }
 }
