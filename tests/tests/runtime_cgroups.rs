@@ -477,3 +477,26 @@ impl Drop for V2Guard<'_> {
         remove_parent_cgroups(&self.id);
     }
 }
+
+/// `delete` of a stopped container whose cgroup is already gone (removed by hand, or by a
+/// `delete` that failed half-way) still removes the container.
+#[test]
+fn cgroup_delete_copes_with_a_removed_cgroup() {
+    require_root();
+    let (rt, mut bundle) = setup();
+    let c = running(&rt, &mut bundle, "cg-gone");
+    let pid = c.pid();
+    let dirs: Vec<PathBuf> = ["memory", "pids", "cpu", "freezer", "devices", ""]
+        .iter()
+        .filter_map(|ctl| cgroup_dir(pid, ctl))
+        .collect();
+    c.kill("KILL").expect_success();
+    c.wait_status("stopped", TIMEOUT);
+    skiff_tests::host::wait_process_gone(pid, TIMEOUT);
+    for d in cgroup_dirs_named(c.id()) {
+        let _ = fs::remove_dir(&d);
+    }
+    assert!(dirs.iter().all(|d| !d.exists()), "{dirs:?}");
+    rt.cmd(["delete", c.id()]).run().expect_success();
+    assert_no_trace(&rt, &bundle, c.id());
+}

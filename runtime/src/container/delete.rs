@@ -46,10 +46,9 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), Error> {
 /// namespace, or processes exec'd into it that outlived the init) are killed first, as runc
 /// does, so none escapes its limits by outliving the container.
 fn remove_cgroup(state: &State) -> Result<(), Error> {
-    let Some(location) = &state.cgroup else {
+    let Some(cgroup) = super::existing_manager(state)? else {
         return Ok(());
     };
-    let cgroup = crate::cgroups::Manager::open(location)?;
     if !cgroup.pids()?.is_empty() {
         // A frozen cgroup would keep SIGKILL pending forever.
         cgroup.thaw()?;
@@ -66,8 +65,7 @@ pub(super) fn kill_and_wait(state: &State) -> Result<(), Error> {
         Err(e) => return Err(sys_err("kill container init")(e)),
     }
     // A frozen (paused) init keeps the SIGKILL pending until it is thawed.
-    if let Some(location) = &state.cgroup {
-        let cgroup = crate::cgroups::Manager::open(location)?;
+    if let Some(cgroup) = super::existing_manager(state)? {
         if cgroup.is_frozen()? {
             cgroup.thaw()?;
         }

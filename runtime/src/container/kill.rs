@@ -37,8 +37,7 @@ pub fn kill(root: &Path, id: &str, signal: Signal, all: bool) -> Result<(), Erro
     };
     let shared_pid_ns = !crate::spec::new_namespace(&state.config, LinuxNamespaceType::Pid);
     if all || shared_pid_ns {
-        if let Some(location) = &state.cgroup {
-            let cgroup = crate::cgroups::Manager::open(location)?;
+        if let Some(cgroup) = super::existing_manager(&state)? {
             if !stopped || !cgroup.pids()?.is_empty() {
                 cgroup.kill_all(signal)?;
                 return Ok(());

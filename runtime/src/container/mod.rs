@@ -139,6 +139,18 @@ fn manager(state: &crate::state::State) -> Result<crate::cgroups::Manager, Error
     Ok(crate::cgroups::Manager::open(location)?)
 }
 
+/// The manager of the container's cgroup if it still exists (`None` for a state without one, or
+/// a cgroup already removed — a `delete` that failed half-way must be able to run again).
+fn existing_manager(state: &crate::state::State) -> Result<Option<crate::cgroups::Manager>, Error> {
+    let Some(location) = &state.cgroup else {
+        return Ok(None);
+    };
+    if !location.procs_dir().is_some_and(|d| d.is_dir()) {
+        return Ok(None);
+    }
+    Ok(Some(crate::cgroups::Manager::open(location)?))
+}
+
 fn io_err(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
     let path = path.into();
     move |source| Error::Io { op, path, source }
