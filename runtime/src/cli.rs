@@ -68,6 +68,9 @@ pub struct CreateArgs {
     /// Pass N extra descriptors (3 … 3+N-1) to the process.
     #[arg(long = "preserve-fds", default_value_t = 0)]
     pub preserve_fds: i32,
+    /// Unix socket that receives a pidfd of the container's process.
+    #[arg(long = "pidfd-socket")]
+    pub pidfd_socket: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -117,6 +120,9 @@ pub struct ExecArgs {
     /// Exec even if the container is paused (the process starts frozen).
     #[arg(long = "ignore-paused")]
     pub ignore_paused: bool,
+    /// Unix socket that receives a pidfd of the process.
+    #[arg(long = "pidfd-socket")]
+    pub pidfd_socket: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -86,6 +86,7 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
                 apparmor: args.apparmor.clone(),
                 process_label: args.process_label.clone(),
                 ignore_paused: args.ignore_paused,
+                pidfd_socket: args.pidfd_socket.clone(),
             };
             return container::exec(&opts).with_context(|| format!("exec in container {id}"));
         }
@@ -132,6 +133,7 @@ fn create_options(cli: &Cli, args: &CreateArgs, id: &str) -> CreateOptions {
         no_new_keyring: args.no_new_keyring,
         preserve_fds: args.preserve_fds,
         systemd_cgroup: cli.systemd_cgroup,
+        pidfd_socket: args.pidfd_socket.clone(),
     }
 }
 

@@ -22,6 +22,7 @@ pub mod exe;
 pub mod hooks;
 pub mod lsm;
 pub mod namespaces;
+pub mod pidfd;
 pub mod process;
 pub mod rootfs;
 pub mod seccomp;

@@ -281,3 +281,55 @@ fn exec_enters_the_user_namespace() {
         "{out:?}"
     );
 }
+
+/// `--pidfd-socket` (create and exec) hands over a pidfd of the process: its fdinfo names the
+/// process's pid.
+#[test]
+fn pidfd_socket_receives_a_pidfd() {
+    require_root();
+    let (rt, mut bundle) = setup();
+    bundle.set_args(&["sleep", "1000"]);
+    let pidfd_pid = |fd: &skiff_tests::console::ReceivedFd| -> i32 {
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.raw())).expect("link");
+        assert!(
+            link.to_string_lossy().contains("pidfd"),
+            "not a pidfd: {link:?}"
+        );
+        let info =
+            std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.raw())).expect("fdinfo");
+        parse_status_field(&info, "Pid")
+            .and_then(|p| p.parse().ok())
+            .expect("Pid in fdinfo")
+    };
+
+    let socket = skiff_tests::console::ConsoleSocket::bind(&rt.scratch().join("create-pidfd.sock"));
+    let id = skiff_tests::unique_id("pidfd");
+    let c = Container::guard(&rt, &id);
+    let create = rt
+        .cmd(["create", "--bundle", bundle.path_str(), "--pidfd-socket"])
+        .arg(socket.path())
+        .arg(&id)
+        .spawn();
+    let fd = socket.recv_fd(TIMEOUT);
+    create.wait().expect_success();
+    assert_eq!(pidfd_pid(&fd), c.pid());
+
+    c.start().expect_success();
+    let socket = skiff_tests::console::ConsoleSocket::bind(&rt.scratch().join("exec-pidfd.sock"));
+    let pid_file = rt.scratch().join("exec.pid");
+    let exec = rt
+        .cmd(["exec", "-d", "--pid-file"])
+        .arg(&pid_file)
+        .arg("--pidfd-socket")
+        .arg(socket.path())
+        .args([&id, "sleep", "1000"])
+        .spawn();
+    let fd = socket.recv_fd(TIMEOUT);
+    exec.wait().expect_success();
+    let exec_pid: i32 = std::fs::read_to_string(&pid_file)
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("pid");
+    assert_eq!(pidfd_pid(&fd), exec_pid);
+}

@@ -31,6 +31,8 @@ pub struct CreateOptions {
     pub preserve_fds: i32,
     /// `--systemd-cgroup`: refused with a clear error where systemd is not running.
     pub systemd_cgroup: bool,
+    /// `--pidfd-socket`: receives a pidfd of the init once it exists.
+    pub pidfd_socket: Option<PathBuf>,
 }
 
 /// Create the container; returns the init's pid. On failure nothing is left: no state
@@ -200,8 +202,12 @@ fn start_init(
         }
     };
     let pid = ready.pid;
-    let saved =
-        save(opts, p, pid, dir, location).and_then(|()| ready.detach().map_err(Error::from));
+    let saved = save(opts, p, pid, dir, location)
+        .and_then(|()| match &opts.pidfd_socket {
+            Some(socket) => Ok(crate::pidfd::send(socket, pid)?),
+            None => Ok(()),
+        })
+        .and_then(|()| ready.detach().map_err(Error::from));
     if let Err(e) = saved {
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
         let _ = nix::sys::wait::waitpid(pid, None);

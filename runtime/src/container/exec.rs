@@ -41,6 +41,8 @@ pub struct ExecOptions {
     pub apparmor: Option<String>,
     pub process_label: Option<String>,
     pub ignore_paused: bool,
+    /// `--pidfd-socket`: receives a pidfd of the process once it exists.
+    pub pidfd_socket: Option<PathBuf>,
 }
 
 /// Run the process; returns its exit code in the foreground, 0 with `detach`.
@@ -129,6 +131,10 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, Error> {
     };
     if let Err(e) = written
         .map_err(Error::from)
+        .and_then(|()| match &opts.pidfd_socket {
+            Some(socket) => Ok(crate::pidfd::send(socket, pid)?),
+            None => Ok(()),
+        })
         .and_then(|()| Ok(ready.detach()?))
     {
         let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);

@@ -68,6 +68,8 @@ pub enum Error {
     AlreadyPaused,
     #[error(transparent)]
     Cgroup(#[from] crate::cgroups::CgroupError),
+    #[error(transparent)]
+    Pidfd(#[from] crate::pidfd::PidfdError),
     #[error("container {id} has no cgroup in its state (created by an older skiff)")]
     NoCgroup { id: String },
     #[error("--resources {path:?}: {reason}")]
