@@ -113,6 +113,46 @@ pub struct Plan {
     /// container's cgroup (a namespace made by the clone would be rooted at the runtime's own
     /// cgroup, cgroup_namespaces(7)). Not part of `clone_flags`.
     pub new_cgroup: bool,
+    /// The process is already in the joined user namespace (the intermediate joined it).
+    pub joined_user: bool,
+}
+
+impl Plan {
+    /// An existing user namespace is joined while other namespaces are new: they must be created
+    /// from inside the joined user namespace (see `process::clone_via_intermediate`).
+    pub fn needs_intermediate(&self) -> bool {
+        let joins_user = self
+            .join_in_init
+            .first()
+            .is_some_and(|j| j.typ == LinuxNamespaceType::User);
+        joins_user && (!self.clone_flags.is_empty() || self.new_time || self.new_cgroup)
+    }
+
+    /// The same plan for a process that is already in the joined user namespace (descriptors
+    /// are duplicated).
+    pub fn without_user_join(&self) -> std::io::Result<Plan> {
+        let dup = |joins: &[Join]| -> std::io::Result<Vec<Join>> {
+            joins
+                .iter()
+                .filter(|j| j.typ != LinuxNamespaceType::User)
+                .map(|j| {
+                    Ok(Join {
+                        typ: j.typ,
+                        file: j.file.try_clone()?,
+                    })
+                })
+                .collect()
+        };
+        Ok(Plan {
+            clone_flags: self.clone_flags,
+            new_time: self.new_time,
+            join_before_clone: dup(&self.join_before_clone)?,
+            join_in_init: dup(&self.join_in_init)?,
+            new_user: false,
+            new_cgroup: self.new_cgroup,
+            joined_user: true,
+        })
+    }
 }
 
 /// Work out the plan for a validated spec.
@@ -136,6 +176,7 @@ pub fn plan(spec: &Spec) -> Result<Plan, NamespaceError> {
         join_in_init: Vec::new(),
         new_user: false,
         new_cgroup: false,
+        joined_user: false,
     };
     for typ in NAMESPACE_ORDER {
         let Some(ns) = namespaces.iter().find(|ns| ns.typ() == typ) else {

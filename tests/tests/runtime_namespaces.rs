@@ -254,3 +254,36 @@ fn join_existing_network_namespace_by_path() {
     // Only the joined namespace is shared.
     assert_ne!(ns_link(b.pid(), "mnt"), ns_link(a.pid(), "mnt"));
 }
+
+/// Joining an existing user namespace together with new namespaces (what a pod whose containers
+/// share a user namespace needs): the new namespaces belong to the joined user namespace, so the
+/// init holds the capabilities to set them up (here: a hostname in its new UTS namespace).
+#[test]
+fn join_user_namespace_with_new_namespaces() {
+    require_root();
+    let (rt, mut holder_bundle) = setup();
+    let mapping = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+    holder_bundle
+        .set_namespace("user", None)
+        .config_mut(|c| {
+            c["linux"]["uidMappings"] = mapping.clone();
+            c["linux"]["gidMappings"] = mapping;
+        })
+        .set_args(&["sleep", "1000"]);
+    let holder = Container::create(&rt, &holder_bundle, "userns-holder");
+    let holder_pid = holder.pid();
+    let user_ns = format!("/proc/{holder_pid}/ns/user");
+
+    let mut bundle = skiff_tests::Bundle::new(&rt);
+    bundle
+        .set_namespace("user", Some(&user_ns))
+        .set_hostname("joined-userns")
+        .sh("readlink /proc/self/ns/user; readlink /proc/self/ns/mnt; hostname; id -u; exit 4");
+    let out = Container::run(&rt, &bundle, &[]);
+    assert_eq!(out.code(), Some(4), "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", out.stdout);
+    assert_eq!(lines[0], ns_link(holder_pid, "user"), "{}", out.stdout);
+    assert_ne!(lines[1], ns_link(holder_pid, "mnt"), "{}", out.stdout);
+    assert_eq!(&lines[2..], ["joined-userns", "0"], "{}", out.stdout);
+}

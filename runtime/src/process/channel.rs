@@ -21,6 +21,9 @@ pub enum Message {
     /// Runtime → init: the init is in the container's cgroup; it may unshare its cgroup
     /// namespace now.
     CgroupPlaced,
+    /// Intermediate → runtime: the init's host pid (only when an intermediate process joins a
+    /// user namespace before the init is cloned).
+    InitPid(i32),
     /// Init → runtime: set-up failed, with the error chain.
     Failed(String),
     /// Init → runtime: a createContainer or startContainer hook failed, with the error chain
@@ -37,6 +40,11 @@ impl Message {
             Message::Ready => vec![4],
             Message::Detach => vec![5],
             Message::CgroupPlaced => vec![8],
+            Message::InitPid(pid) => {
+                let mut v = vec![9];
+                v.extend_from_slice(&pid.to_le_bytes());
+                v
+            }
             Message::Failed(msg) => {
                 let mut v = vec![6];
                 v.extend_from_slice(msg.as_bytes());
@@ -58,6 +66,7 @@ impl Message {
             Some((4, [])) => Message::Ready,
             Some((5, [])) => Message::Detach,
             Some((8, [])) => Message::CgroupPlaced,
+            Some((9, &[a, b, c, d])) => Message::InitPid(i32::from_le_bytes([a, b, c, d])),
             Some((6, msg)) => Message::Failed(String::from_utf8_lossy(msg).into_owned()),
             Some((7, msg)) => Message::HookFailed(String::from_utf8_lossy(msg).into_owned()),
             _ => {
@@ -96,6 +105,11 @@ impl Channel {
     pub fn shutdown(&self) -> std::io::Result<()> {
         socket::shutdown(self.0.as_raw_fd(), socket::Shutdown::Both)?;
         Ok(())
+    }
+
+    /// A second descriptor for the same end.
+    pub fn try_clone(&self) -> std::io::Result<Channel> {
+        Ok(Channel(self.0.try_clone()?))
     }
 
     /// The next message, or `None` when the other end is closed.

@@ -88,6 +88,10 @@ pub(super) fn chain(err: &ProcessError) -> String {
 
 fn setup(cfg: &InitConfig<'_>, plan: &Plan, fds: &InitFds) -> Result<Infallible, ProcessError> {
     let (joins, new_user) = (plan.join_in_init.as_slice(), plan.new_user);
+    // In a user namespace other than the runtime's: new, joined here, or joined by the
+    // intermediate process before the clone.
+    let in_userns =
+        new_user || plan.joined_user || joins.iter().any(|j| j.typ == LinuxNamespaceType::User);
     let spec = cfg.spec;
     let process = spec.process().as_ref().ok_or(ProcessError::NoProcess)?;
     let channel = &fds.channel;
@@ -157,7 +161,7 @@ fn setup(cfg: &InitConfig<'_>, plan: &Plan, fds: &InitFds) -> Result<Infallible,
         spec,
         rootfs: cfg.rootfs,
         bundle: cfg.bundle,
-        userns: new_user || joins.iter().any(|j| j.typ == LinuxNamespaceType::User),
+        userns: in_userns,
     };
     let root = rootfs::prepare_root(&rcfg)?;
     rootfs::mount_all(&rcfg, &root)?;
@@ -210,7 +214,7 @@ fn setup(cfg: &InitConfig<'_>, plan: &Plan, fds: &InitFds) -> Result<Infallible,
         process,
         fds.console.as_ref(),
         cfg.seccomp,
-        new_user,
+        in_userns,
         cfg.preserve_fds,
     )?;
 
@@ -353,7 +357,16 @@ pub(super) fn exec_process(
     }
 }
 
+/// Set when the init was cloned by an intermediate process that exits right away: its parent
+/// is then not the runtime, and a parent-death signal would kill it as soon as the intermediate
+/// is gone. The channel's EOF still tells it that the runtime died.
+pub(super) static ORPHANED_INIT: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 pub(super) fn set_pdeathsig() -> Result<(), ProcessError> {
+    if ORPHANED_INIT.load(std::sync::atomic::Ordering::Relaxed) {
+        return Ok(());
+    }
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
         .map_err(errno("set parent-death signal"))
 }
@@ -402,7 +415,7 @@ fn cstring(s: &str) -> Result<CString, ProcessError> {
 }
 
 /// setresuid/setresgid to 0 in a user namespace we just created or joined.
-fn become_root() -> Result<(), ProcessError> {
+pub(super) fn become_root() -> Result<(), ProcessError> {
     nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
         .map_err(errno("setresgid(0) in the user namespace"))?;
     nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))

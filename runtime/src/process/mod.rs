@@ -254,6 +254,9 @@ fn clone_init(
     child: Channel,
     handles: InitHandles,
 ) -> Result<(Pid, Channel), ProcessError> {
+    if plan.needs_intermediate() {
+        return clone_via_intermediate(cfg, plan, parent, child, handles);
+    }
     let Some(pid) = fork_into(cfg.spec, plan)? else {
         // The runtime's end must not stay open in the init, or the init would never see EOF
         // when the runtime dies.
@@ -267,6 +270,97 @@ fn clone_init(
     };
     drop(child);
     Ok((pid, parent))
+}
+
+/// An existing user namespace joined together with new namespaces: the new ones must be created
+/// by a process that is already in the joined user namespace, or they would belong to the
+/// runtime's (user_namespaces(7): a namespace is owned by its creator's user namespace) and the
+/// init would hold no capabilities over them. A new pid namespace also only applies to
+/// children. So an intermediate process joins the user namespace, becomes root in it, and clones
+/// the init with the new namespaces; it reports the init's pid and exits (runc's nsexec does the
+/// same). The init is then not the runtime's child: it skips the parent-death signal, and a
+/// foreground `run` sees it as subreaper.
+fn clone_via_intermediate(
+    cfg: &InitConfig<'_>,
+    plan: &Plan,
+    parent: Channel,
+    child: Channel,
+    handles: InitHandles,
+) -> Result<(Pid, Channel), ProcessError> {
+    let forked = crate::sys::clone_fork(0).map_err(|source| ProcessError::Sys {
+        op: "fork intermediate process",
+        source,
+    })?;
+    let Some(intermediate) = forked else {
+        drop(parent);
+        run_intermediate(cfg, plan, child, handles);
+    };
+    drop(child);
+    let first = parent.recv();
+    let _ = waitpid(intermediate, None);
+    match first {
+        Ok(Some(Message::InitPid(pid))) => Ok((Pid::from_raw(pid), parent)),
+        Ok(Some(Message::Failed(msg))) => Err(ProcessError::Init(msg)),
+        Ok(Some(m)) => Err(ProcessError::Protocol(format!(
+            "unexpected {m:?} from the intermediate process"
+        ))),
+        Ok(None) => Err(ProcessError::InitDied(
+            "the intermediate process died".into(),
+        )),
+        Err(source) => Err(ProcessError::Sys {
+            op: "receive from intermediate process",
+            source,
+        }),
+    }
+}
+
+/// The intermediate process: join the user namespace, clone the init, report its pid, exit.
+fn run_intermediate(cfg: &InitConfig<'_>, plan: &Plan, child: Channel, handles: InitHandles) -> ! {
+    let report = match child.try_clone() {
+        Ok(c) => c,
+        Err(_) => std::process::exit(1),
+    };
+    let result = (|| -> Result<Pid, ProcessError> {
+        // Die with the runtime until the init exists.
+        init::set_pdeathsig()?;
+        let init_plan = plan
+            .without_user_join()
+            .map_err(|source| ProcessError::Sys {
+                op: "duplicate namespace descriptors",
+                source,
+            })?;
+        if let Some(user) = plan.join_in_init.first() {
+            nix::sched::setns(user.file.as_fd(), CloneFlags::CLONE_NEWUSER).map_err(|e| {
+                ProcessError::Setns {
+                    typ: LinuxNamespaceType::User,
+                    source: e.into(),
+                }
+            })?;
+            init::become_root()?;
+        }
+        init::ORPHANED_INIT.store(true, std::sync::atomic::Ordering::Relaxed);
+        match fork_into(cfg.spec, &init_plan)? {
+            Some(pid) => Ok(pid),
+            None => {
+                let fds = init::InitFds {
+                    channel: child,
+                    fifo: handles.fifo,
+                    console: handles.console,
+                };
+                init::run(cfg, &init_plan, fds)
+            }
+        }
+    })();
+    match result {
+        Ok(pid) => {
+            let _ = report.send(&Message::InitPid(pid.as_raw()));
+            std::process::exit(0)
+        }
+        Err(e) => {
+            let _ = report.send(&Message::Failed(init::chain(&e)));
+            std::process::exit(1)
+        }
+    }
 }
 
 /// Fork with `plan`'s new namespaces, born inside the "for children" namespaces (pid, time),
