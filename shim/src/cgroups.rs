@@ -16,13 +16,15 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io::Write as _;
-use std::os::fd::{AsFd as _, AsRawFd as _};
+use std::os::fd::{AsFd as _, AsRawFd as _, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 use containerd_shim_protos::cgroups::metrics as v1;
 use containerd_shim_protos::cgroups_v2::metrics as v2;
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::{Message, MessageField};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 
 use crate::error::{Error, Result};
 
@@ -95,17 +97,11 @@ impl Cgroup {
         Ok(any)
     }
 
-    /// Starts a thread that calls `on_oom` for every OOM kill in the cgroup, until the cgroup
-    /// is removed.
-    pub fn watch_oom(&self, on_oom: impl Fn() + Send + 'static) -> Result<()> {
+    /// The cgroup's OOM watch (none without a v1 memory controller).
+    pub fn watch_oom(&self) -> Result<Option<OomWatch>> {
         match self {
-            Self::V1(dirs) => {
-                let Some(dir) = dirs.get("memory").cloned() else {
-                    return Ok(());
-                };
-                watch_v1(dir, on_oom)
-            }
-            Self::V2(dir) => watch_v2(dir.clone(), on_oom),
+            Self::V1(dirs) => dirs.get("memory").cloned().map(watch_v1).transpose(),
+            Self::V2(dir) => watch_v2(dir).map(Some),
         }
     }
 }
@@ -297,15 +293,101 @@ fn v2_metrics(dir: &Path) -> v2::Metrics {
     m
 }
 
-fn watch_v1(dir: PathBuf, on_oom: impl Fn() + Send + 'static) -> Result<()> {
+/// What [`OomWatch::check`] saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OomSeen {
+    /// At least one OOM kill since the last check.
+    pub oom: bool,
+    /// The cgroup is gone: the watch is over.
+    pub ended: bool,
+}
+
+/// A cgroup's OOM watch: a pollable fd and how to read it, polled by the serving shim's loop
+/// ([`crate::reaper`]).
+#[derive(Debug)]
+pub enum OomWatch {
+    /// v1: the eventfd registered on `memory.oom_control`.
+    V1 {
+        /// Signalled per OOM and once when the cgroup is removed.
+        efd: EventFd,
+        /// Must stay open for the registration to stay alive.
+        control: fs::File,
+        /// The memory cgroup directory.
+        dir: PathBuf,
+    },
+    /// v2: inotify on `memory.events`.
+    V2 {
+        /// IN_MODIFY on memory.events; IN_IGNORED when it goes.
+        inotify: Inotify,
+        /// The `memory.events` file.
+        events: PathBuf,
+        /// `oom_kill` as last read.
+        seen: u64,
+    },
+}
+
+impl OomWatch {
+    /// The fd to poll for reading.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Self::V1 { efd, .. } => efd.as_fd(),
+            Self::V2 { inotify, .. } => inotify.as_fd(),
+        }
+    }
+
+    /// Reads what made the fd readable (never blocks).
+    pub fn check(&mut self) -> OomSeen {
+        match self {
+            Self::V1 { efd, dir, .. } => {
+                // The counter adds up every signal since the last read; the kernel signals once
+                // per OOM and once more when the cgroup is removed
+                // (mem_cgroup_oom_unregister_event), which can coalesce with a last OOM.
+                let Ok(count) = efd.read() else {
+                    return OomSeen {
+                        oom: false,
+                        ended: false,
+                    };
+                };
+                let gone = !dir.exists();
+                OomSeen {
+                    oom: count > u64::from(gone),
+                    ended: gone,
+                }
+            }
+            Self::V2 {
+                inotify,
+                events,
+                seen,
+            } => {
+                let batch = inotify.read_events().unwrap_or_default();
+                if batch
+                    .iter()
+                    .any(|e| e.mask.contains(AddWatchFlags::IN_IGNORED))
+                {
+                    return OomSeen {
+                        oom: false,
+                        ended: true,
+                    };
+                }
+                let now = oom_kills(events);
+                let oom = now > *seen;
+                *seen = now.max(*seen);
+                OomSeen { oom, ended: false }
+            }
+        }
+    }
+}
+
+fn oom_kills(events: &Path) -> u64 {
+    read_kv(events).get("oom_kill").copied().unwrap_or(0)
+}
+
+fn watch_v1(dir: PathBuf) -> Result<OomWatch> {
     let control_path = dir.join("memory.oom_control");
     let control = fs::File::open(&control_path)
         .map_err(|e| Error::io(format!("opening {}", control_path.display()), e))?;
-    let efd = nix::sys::eventfd::EventFd::from_value_and_flags(
-        0,
-        nix::sys::eventfd::EfdFlags::EFD_CLOEXEC,
-    )
-    .map_err(|e| Error::io("creating an eventfd", e.into()))?;
+    let efd = EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
+        .map_err(|e| Error::io("creating an eventfd", e.into()))?;
     let register = dir.join("cgroup.event_control");
     fs::OpenOptions::new()
         .write(true)
@@ -317,59 +399,22 @@ fn watch_v1(dir: PathBuf, on_oom: impl Fn() + Send + 'static) -> Result<()> {
             f.write_all(line.as_bytes())
         })
         .map_err(|e| Error::io(format!("registering with {}", register.display()), e))?;
-    std::thread::Builder::new()
-        .name("oom-v1".into())
-        .stack_size(64 * 1024)
-        .spawn(move || {
-            // `control` must stay open for the registration to stay alive.
-            let _control = control;
-            // The counter adds up every signal since the last read; the kernel signals once
-            // per OOM and once more when the cgroup is removed
-            // (mem_cgroup_oom_unregister_event), which can coalesce with a last OOM.
-            while let Ok(count) = efd.read() {
-                let gone = !dir.exists();
-                if count > u64::from(gone) {
-                    on_oom();
-                }
-                if gone {
-                    break;
-                }
-            }
-        })
-        .map(drop)
-        .map_err(|e| Error::io("starting the OOM watch", e))
+    Ok(OomWatch::V1 { efd, control, dir })
 }
 
-fn watch_v2(dir: PathBuf, on_oom: impl Fn() + Send + 'static) -> Result<()> {
-    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+fn watch_v2(dir: &Path) -> Result<OomWatch> {
     let events = dir.join("memory.events");
-    let inotify = Inotify::init(InitFlags::IN_CLOEXEC)
+    let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
         .map_err(|e| Error::io("creating an inotify instance", e.into()))?;
     inotify
         .add_watch(&events, AddWatchFlags::IN_MODIFY)
         .map_err(|e| Error::io(format!("watching {}", events.display()), e.into()))?;
-    let oom_kills = |p: &Path| read_kv(p).get("oom_kill").copied().unwrap_or(0);
-    let mut seen = oom_kills(&events);
-    std::thread::Builder::new()
-        .name("oom-v2".into())
-        .stack_size(64 * 1024)
-        .spawn(move || {
-            while let Ok(batch) = inotify.read_events() {
-                if batch
-                    .iter()
-                    .any(|e| e.mask.contains(AddWatchFlags::IN_IGNORED))
-                {
-                    break;
-                }
-                let now = oom_kills(&events);
-                if now > seen {
-                    seen = now;
-                    on_oom();
-                }
-            }
-        })
-        .map(drop)
-        .map_err(|e| Error::io("starting the OOM watch", e))
+    let seen = oom_kills(&events);
+    Ok(OomWatch::V2 {
+        inotify,
+        events,
+        seen,
+    })
 }
 
 #[cfg(test)]
@@ -406,21 +451,39 @@ mod tests {
         fs::create_dir_all(&dir).expect("mkdir");
         let events = dir.join("memory.events");
         fs::write(&events, "oom 0\noom_kill 0\n").expect("w");
-        let (tx, rx) = std::sync::mpsc::channel();
-        watch_v2(dir.clone(), move || {
-            let _ = tx.send(());
-        })
-        .expect("watch");
+        let mut watch = watch_v2(&dir).expect("watch");
+        let ooms = |watch: &mut OomWatch| {
+            let mut fds = [nix::poll::PollFd::new(
+                watch.fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            let ready = nix::poll::poll(&mut fds, 2000u16).expect("poll");
+            (ready > 0).then(|| watch.check())
+        };
         fs::write(&events, "oom 1\noom_kill 0\n").expect("w");
+        assert_eq!(
+            ooms(&mut watch),
+            Some(OomSeen {
+                oom: false,
+                ended: false
+            }),
+            "no oom_kill yet"
+        );
         fs::write(&events, "oom 1\noom_kill 1\n").expect("w");
-        rx.recv_timeout(std::time::Duration::from_secs(5))
-            .expect("an OOM is reported");
-        assert!(
-            rx.recv_timeout(std::time::Duration::from_millis(200))
-                .is_err(),
+        assert_eq!(
+            ooms(&mut watch),
+            Some(OomSeen {
+                oom: true,
+                ended: false
+            }),
             "one oom_kill, one report"
         );
         fs::remove_dir_all(&dir).expect("cleanup");
+        let mut seen = ooms(&mut watch).expect("readable once the file is gone");
+        while !seen.ended {
+            seen = ooms(&mut watch).expect("IN_IGNORED follows");
+        }
+        assert!(!seen.oom);
     }
 
     #[test]

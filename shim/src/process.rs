@@ -13,7 +13,9 @@
 //! An init that exits while exec processes still run is held as `pending_exit`: the execs are
 //! SIGKILLed and the init's TaskExit is published only after the last exec's, as containerd
 //! expects (`handleInitExit` in the Go shim), and only then does the init become `Stopped`
-//! (so Wait, and with it the client's Delete, follow the events in order).
+//! (so Wait, and with it the client's Delete, follow the events in order). An exec that
+//! outlives SIGKILL (uninterruptible sleep, a v1-frozen cgroup) holds it back at most
+//! [`EXEC_EXIT_GRACE`](crate::service::EXEC_EXIT_GRACE).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -33,6 +35,15 @@ pub struct Exited {
     pub status: u32,
     /// When it was reaped.
     pub at: SystemTime,
+}
+
+/// An init's exit held back until its SIGKILLed exec processes are reaped, or the deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingExit {
+    /// The init's exit.
+    pub exited: Exited,
+    /// When it is published even if execs are left.
+    pub deadline: std::time::Instant,
 }
 
 /// A process's state.
@@ -174,7 +185,7 @@ pub struct Container {
     /// The container's cgroup, if found.
     pub cgroup: Option<Cgroup>,
     /// An init exit held until the running execs have exited.
-    pub pending_exit: Option<Exited>,
+    pub pending_exit: Option<PendingExit>,
 }
 
 impl Container {

@@ -4,21 +4,27 @@
 //! 1. `setsid(2)`: leave containerd's process group (containerd starts `start` with
 //!    `Setpgid`), so signals to that group and a containerd restart leave the shim alone.
 //! 2. Block SIGCHLD before any thread exists, so every thread inherits the mask and only the
-//!    reaper's `sigwait` takes it ([`crate::reaper`]).
+//!    loop's signalfd sees it ([`crate::reaper`]).
 //! 3. `PR_SET_CHILD_SUBREAPER` (prctl(2)): container processes outlive the runtime CLI that
 //!    started them and must be reparented to the shim, not to init, so their exits are ours.
 //! 4. Bind the socket (a racing `start` for the same group may have won: then exit), start the
 //!    ttrpc server with the task service under both `containerd.task.v2.Task` (containerd
 //!    1.6–2.x with a plain address) and `containerd.task.v3.Task`, and only then tell `start`
 //!    we are ready.
-//! 5. Serve until Shutdown, then remove the socket and exit.
+//! 5. Run the event loop ([`crate::reaper`]: reaping, OOM watches) on the main thread until
+//!    Shutdown, then remove the socket and exit.
+//!
+//! Threads, which decide most of a shim's private memory (docs/benchmarks.md, the shim section):
+//! the main thread (the loop), `events` (the publisher), and the ttrpc server's listener,
+//! connection reaper and, per connection (containerd keeps one per task), a handler, a reader, a
+//! response writer and one idle worker, plus a worker per request in progress (a Wait blocks
+//! one until its process exits); stdio copies and a console socket accept add theirs.
 
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::os::fd::IntoRawFd as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::sync::mpsc;
 
 use anyhow::Context as _;
 use containerd_shim_protos::create_task;
@@ -34,6 +40,9 @@ use crate::start::READY;
 const TASK_SERVICES: [&str; 2] = ["containerd.task.v2.Task", "containerd.task.v3.Task"];
 /// The service name the generated code registers.
 const GENERATED_SERVICE: &str = "containerd.task.v3.Task";
+/// The stack of the shim's own threads (events, stdio copies, console accept): they run
+/// shallow code, and std's 2 MiB default only reserves address space anyway.
+pub const THREAD_STACK: usize = 128 * 1024;
 
 /// Serves until Shutdown.
 pub fn serve(args: &Args) -> anyhow::Result<()> {
@@ -61,7 +70,7 @@ pub fn serve(args: &Args) -> anyhow::Result<()> {
     };
     let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
 
-    let (reaper, exits) = Reaper::start().context("starting the reaper")?;
+    let reaper = Reaper::new().context("creating the event loop")?;
     let target = Target {
         namespace: args.namespace.clone(),
         ttrpc_address: std::env::var("TTRPC_ADDRESS").unwrap_or_default(),
@@ -69,30 +78,26 @@ pub fn serve(args: &Args) -> anyhow::Result<()> {
         grpc_address: args.address.clone(),
     };
     let events = Publisher::start(target, reaper.clone()).context("starting the publisher")?;
-    let (shutdown_tx, shutdown_rx) = mpsc::channel();
-    let service = Service::new(&args.namespace, reaper, events, shutdown_tx);
-    let applier = service.clone();
-    std::thread::Builder::new()
-        .name("exits".into())
-        .spawn(move || applier.apply_exits(&exits))
-        .context("starting the exit thread")?;
+    let service = Service::new(&args.namespace, reaper.clone(), events);
 
-    // Per connection: 2 idle workers (more are spawned while requests such as Wait block),
-    // instead of ttrpc's 3 — containerd keeps one connection per shim.
+    // Per connection one idle worker, instead of ttrpc's 3 to 5: a worker that takes a request
+    // has the next one spawned at once (the pool never drops below `min` idle), so a blocked
+    // Wait never starves other requests, and a worker that finds another one idle exits
+    // (`max`). `start_listen` because `start` insists on min < default < max.
     let mut server = ttrpc::Server::new()
         .add_listener(listener.into_raw_fd())
         .context("handing the socket to ttrpc")?
-        .set_thread_count_default(2)
+        .set_thread_count_default(1)
         .set_thread_count_min(1)
-        .set_thread_count_max(4);
+        .set_thread_count_max(1);
     for name in TASK_SERVICES {
         server = server.register_service(task_methods(&service, name));
     }
-    server.start().context("starting the ttrpc server")?;
+    server.start_listen().context("starting the ttrpc server")?;
     tracing::info!(socket = %args.socket, "serving");
     tell_ready()?;
 
-    let _ = shutdown_rx.recv();
+    reaper.run(&*service).context("the event loop")?;
     tracing::info!("shutting down");
     let _ = std::fs::remove_file(&path);
     // Let the Shutdown response go out before the process ends.

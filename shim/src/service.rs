@@ -10,9 +10,8 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, Sender};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::SystemTime;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::time::{Duration, Instant, SystemTime};
 
 use containerd_shim_protos::api::{
     CloseIORequest, ConnectRequest, ConnectResponse, CreateTaskRequest, CreateTaskResponse,
@@ -37,13 +36,17 @@ use crate::cgroups::Cgroup;
 use crate::error::{Error, Result};
 use crate::events::{Publisher, timestamp};
 use crate::mounts::{self, Mount};
-use crate::process::{Container, Exited, Process, State};
-use crate::reaper::{Exit, Reaper};
+use crate::process::{Container, Exited, PendingExit, Process, State};
+use crate::reaper::{Applied, Exit, Reaper, Sink};
 use crate::runtime::{Runtime, RuntimeOptions, Waiter};
 use crate::stdio::{Prepared, StdioPaths};
 
 /// The shim's version string (Connect, `-v`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// How long an exited init waits for the exec processes it SIGKILLed (a shared pid namespace)
+/// before its TaskExit goes out anyway: a process can outlive SIGKILL (uninterruptible sleep,
+/// a v1-frozen cgroup), and containerd must still see the task exit.
+pub const EXEC_EXIT_GRACE: Duration = Duration::from_secs(2);
 
 /// The task service.
 #[derive(Debug)]
@@ -53,24 +56,17 @@ pub struct Service {
     changed: Condvar,
     reaper: Arc<Reaper>,
     events: Publisher,
-    shutdown: Mutex<Sender<()>>,
 }
 
 impl Service {
-    /// A service with an empty table.
-    pub fn new(
-        namespace: &str,
-        reaper: Arc<Reaper>,
-        events: Publisher,
-        shutdown: Sender<()>,
-    ) -> Arc<Self> {
+    /// A service with an empty table; Shutdown stops `reaper`'s loop.
+    pub fn new(namespace: &str, reaper: Arc<Reaper>, events: Publisher) -> Arc<Self> {
         Arc::new(Self {
             namespace: namespace.to_string(),
             table: Mutex::new(HashMap::new()),
             changed: Condvar::new(),
             reaper,
             events,
-            shutdown: Mutex::new(shutdown),
         })
     }
 
@@ -78,14 +74,28 @@ impl Service {
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Applies reaped exits, in reaping order, until the reaper goes away.
-    pub fn apply_exits(&self, exits: &Receiver<Exit>) {
-        for exit in exits {
-            let mut table = self.lock();
-            self.apply_exit(&mut table, exit);
-            drop(table);
-            self.changed.notify_all();
+    /// Publishes the TaskExit of every init whose execs outlived [`EXEC_EXIT_GRACE`]; returns
+    /// how long until the next such deadline.
+    fn expire_pending(&self, table: &mut HashMap<String, Container>, now: Instant) -> Applied {
+        let mut next: Option<Duration> = None;
+        for c in table.values_mut() {
+            let Some(pending) = c.pending_exit else {
+                continue;
+            };
+            if now >= pending.deadline {
+                let left: Vec<u32> = c.running_execs().map(|p| p.pid).collect();
+                tracing::warn!(
+                    id = %c.id,
+                    "exec processes {left:?} outlived SIGKILL for {EXEC_EXIT_GRACE:?}; publishing the init's exit"
+                );
+                c.pending_exit = None;
+                self.finish_init(c, pending.exited);
+            } else {
+                let left = pending.deadline - now;
+                next = Some(next.map_or(left, |n| n.min(left)));
+            }
         }
+        next.map_or(Applied::Idle, Applied::Again)
     }
 
     fn apply_exit(&self, table: &mut HashMap<String, Container>, exit: Exit) {
@@ -108,7 +118,10 @@ impl Service {
                             Signal::SIGKILL,
                         );
                     }
-                    c.pending_exit = Some(exited);
+                    c.pending_exit = Some(PendingExit {
+                        exited,
+                        deadline: Instant::now() + EXEC_EXIT_GRACE,
+                    });
                 }
                 return;
             }
@@ -127,8 +140,8 @@ impl Service {
                     ..Default::default()
                 });
                 if c.running_execs().next().is_none() {
-                    if let Some(init_exit) = c.pending_exit.take() {
-                        self.finish_init(c, init_exit);
+                    if let Some(pending) = c.pending_exit.take() {
+                        self.finish_init(c, pending.exited);
                     }
                 }
                 return;
@@ -274,16 +287,12 @@ impl Service {
         });
         drop(table);
         if let Some(cgroup) = cgroup {
-            let events = self.events.clone();
-            let id = req.id.clone();
-            let watched = cgroup.watch_oom(move || {
-                events.publish(&TaskOOM {
-                    container_id: id.clone(),
-                    ..Default::default()
-                });
-            });
-            if let Err(e) = watched {
-                tracing::warn!(id = %req.id, "no OOM events for this container: {}", chain(&e));
+            match cgroup.watch_oom() {
+                Ok(Some(watch)) => self.reaper.watch_oom(&req.id, watch),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(id = %req.id, "no OOM events for this container: {}", chain(&e));
+                }
             }
         }
         Ok(CreateTaskResponse {
@@ -579,6 +588,31 @@ impl Service {
     }
 }
 
+impl Sink for Service {
+    fn try_apply(&self, exits: &mut Vec<Exit>) -> Applied {
+        let mut table = match self.table.try_lock() {
+            Ok(table) => table,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return Applied::Busy,
+        };
+        for exit in exits.drain(..) {
+            self.apply_exit(&mut table, exit);
+        }
+        let next = self.expire_pending(&mut table, Instant::now());
+        drop(table);
+        // Waiters re-check their process; a spurious wake-up costs them one look.
+        self.changed.notify_all();
+        next
+    }
+
+    fn oom(&self, id: &str) {
+        self.events.publish(&TaskOOM {
+            container_id: id.to_string(),
+            ..Default::default()
+        });
+    }
+}
+
 /// `e` with its sources, for logs.
 fn chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
@@ -840,11 +874,7 @@ impl Task for Service {
     fn shutdown(&self, _: &ttrpc::TtrpcContext, req: ShutdownRequest) -> ttrpc::Result<Empty> {
         // A grouped shim serves other containers: exit only when none is left.
         if req.now || self.lock().is_empty() {
-            let _ = self
-                .shutdown
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .send(());
+            self.reaper.stop();
         }
         Ok(Empty::new())
     }
@@ -853,6 +883,117 @@ impl Task for Service {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::Waiter;
+
+    /// Above the kernel's PID_MAX_LIMIT (2^22): no process has these, so SIGKILL never lands,
+    /// as with an exec stuck in uninterruptible sleep.
+    const INIT_PID: u32 = 4_194_401;
+    const EXEC_PID: u32 = 4_194_402;
+
+    /// A service with container `c1`: a running init and a running exec `e1`.
+    fn service_with_exec() -> (
+        Arc<Service>,
+        std::sync::mpsc::Receiver<crate::events::Queued>,
+    ) {
+        let (events, rx) = Publisher::capture();
+        let service = Service::new("ns", Reaper::new().expect("reaper"), events);
+        let bundle = std::env::temp_dir();
+        let mut init = Process::new("", INIT_PID, StdioPaths::default(), Vec::new());
+        init.state = State::Running;
+        let mut exec = Process::new("e1", EXEC_PID, StdioPaths::default(), Vec::new());
+        exec.state = State::Running;
+        service.lock().insert(
+            "c1".into(),
+            Container {
+                id: "c1".into(),
+                bundle: bundle.clone(),
+                runtime: Runtime::new(&RuntimeOptions::default(), "ns", &bundle, Waiter::Direct),
+                init,
+                execs: [("e1".to_string(), exec)].into_iter().collect(),
+                rootfs_mounted: false,
+                cgroup: None,
+                pending_exit: None,
+            },
+        );
+        (service, rx)
+    }
+
+    fn exit(pid: u32, status: u32) -> Exit {
+        Exit {
+            pid: i32::try_from(pid).expect("pid"),
+            status,
+            at: SystemTime::now(),
+        }
+    }
+
+    /// The next event, as (topic, TaskExit's id and status).
+    fn next_exit(rx: &std::sync::mpsc::Receiver<crate::events::Queued>) -> (String, u32) {
+        let q = rx.try_recv().expect("an event is queued");
+        assert_eq!(q.topic, "/tasks/exit");
+        let e = TaskExit::parse_from_bytes(&q.event.value).expect("a TaskExit");
+        (e.id, e.exit_status)
+    }
+
+    #[test]
+    fn init_exit_waits_for_its_execs_then_follows_them() {
+        let (service, rx) = service_with_exec();
+        let applied = service.try_apply(&mut vec![exit(INIT_PID, 3)]);
+        assert!(
+            matches!(applied, Applied::Again(d) if d <= EXEC_EXIT_GRACE),
+            "{applied:?}"
+        );
+        assert!(rx.try_recv().is_err(), "init's exit waits for e1's");
+        assert_eq!(service.lock()["c1"].init.state, State::Running);
+        assert_eq!(
+            service.try_apply(&mut vec![exit(EXEC_PID, 137)]),
+            Applied::Idle
+        );
+        assert_eq!(next_exit(&rx), ("e1".to_string(), 137));
+        assert_eq!(next_exit(&rx), ("c1".to_string(), 3));
+        assert!(service.lock()["c1"].init.state.exited().is_some());
+    }
+
+    #[test]
+    fn init_exit_goes_out_when_an_exec_outlives_sigkill() {
+        let (service, rx) = service_with_exec();
+        let started = Instant::now();
+        assert!(matches!(
+            service.try_apply(&mut vec![exit(INIT_PID, 3)]),
+            Applied::Again(_)
+        ));
+        // What the loop does: call again when told, until nothing is pending.
+        let waiter = {
+            let service = service.clone();
+            std::thread::spawn(move || {
+                service.do_wait(&WaitRequest {
+                    id: "c1".into(),
+                    ..Default::default()
+                })
+            })
+        };
+        loop {
+            match service.try_apply(&mut Vec::new()) {
+                Applied::Again(after) => std::thread::sleep(after),
+                Applied::Idle => break,
+                Applied::Busy => std::thread::sleep(crate::reaper::RETRY),
+            }
+        }
+        let waited = started.elapsed();
+        assert!(
+            waited >= EXEC_EXIT_GRACE && waited < EXEC_EXIT_GRACE + Duration::from_secs(1),
+            "{waited:?}"
+        );
+        assert_eq!(next_exit(&rx), ("c1".to_string(), 3));
+        let response = waiter.join().expect("wait thread").expect("Wait answers");
+        assert_eq!(response.exit_status, 3);
+        // The exec is still running as far as the shim knows; its exit is published if it comes.
+        assert!(service.lock()["c1"].execs["e1"].state.is_alive());
+        assert_eq!(
+            service.try_apply(&mut vec![exit(EXEC_PID, 137)]),
+            Applied::Idle
+        );
+        assert_eq!(next_exit(&rx), ("e1".to_string(), 137));
+    }
 
     #[test]
     fn runc_options_give_binary_and_root() {

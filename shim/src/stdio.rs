@@ -232,7 +232,7 @@ fn open_output(path: &str) -> Result<File> {
 fn spawn_copy(name: &str, mut from: impl Read + Send + 'static, mut to: File) -> Result<()> {
     std::thread::Builder::new()
         .name(name.into())
-        .stack_size(64 * 1024)
+        .stack_size(crate::serve::THREAD_STACK)
         .spawn(move || {
             let mut buf = vec![0u8; COPY_BUFFER];
             loop {
@@ -260,7 +260,7 @@ fn spawn_stdin_copy(
 ) -> Result<()> {
     std::thread::Builder::new()
         .name("stdio-in".into())
-        .stack_size(64 * 1024)
+        .stack_size(crate::serve::THREAD_STACK)
         .spawn(move || {
             let fifo = File::open(path.strip_prefix("fifo://").unwrap_or(&path));
             opened.store(true, Ordering::Release);
@@ -311,7 +311,7 @@ impl ConsoleSocket {
         let (tx, received) = mpsc::channel();
         std::thread::Builder::new()
             .name("console".into())
-            .stack_size(64 * 1024)
+            .stack_size(crate::serve::THREAD_STACK)
             .spawn(move || {
                 let _ = tx.send(accept_master(&listener));
             })

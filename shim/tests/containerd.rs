@@ -95,6 +95,19 @@ impl Env {
             .expect_success();
     }
 
+    /// `ctr task exec … echo <text>` in `id`: it must print `text`.
+    #[track_caller]
+    fn exec_echo(&self, id: &str, exec_id: &str, text: &str) {
+        let out = self
+            .ctd
+            .ctr(["task", "exec", "--exec-id", exec_id])
+            .args(self.ctd.fifo_flags())
+            .args([id, "echo", text])
+            .run();
+        out.expect_success();
+        assert_eq!(out.stdout, format!("{text}\n"), "{out}");
+    }
+
     /// Pids of our serving shims in this sandbox.
     fn shim_pids(&self) -> Vec<i32> {
         let mut pids = Vec::new();
@@ -472,14 +485,7 @@ fn containerd_restart_reconnects(flavor: Flavor) {
     assert_eq!(env.ctd.task_status(&id).as_deref(), Some("RUNNING"));
     assert_eq!(env.task_pid(&id), pid);
     // The reconnected shim still works.
-    let out = env
-        .ctd
-        .ctr(["task", "exec", "--exec-id", "after"])
-        .args(env.ctd.fifo_flags())
-        .args([&id, "echo", "still here"])
-        .run();
-    out.expect_success();
-    assert_eq!(out.stdout, "still here\n", "{out}");
+    env.exec_echo(&id, "after", "still here");
     env.kill_and_delete(&id);
 }
 both!(
@@ -518,6 +524,39 @@ fn killed_shim_means_exited_task(flavor: Flavor) {
 both!(
     killed_shim_means_exited_task_,
     killed_shim_means_exited_task
+);
+
+fn grouped_containers_share_one_shim(flavor: Flavor) {
+    let env = Env::new(flavor);
+    // `ctr run --annotation` puts it in the OCI spec, where `start` reads the group.
+    let annotation = format!("io.containerd.runc.v2.group={}", unique_id("group"));
+    let (a, b) = (unique_id("ga"), unique_id("gb"));
+    env.run_detached(&a, &["--annotation", &annotation], &["sleep", "1000"]);
+    env.run_detached(&b, &["--annotation", &annotation], &["sleep", "1000"]);
+    let shims = env.shim_pids();
+    assert_eq!(
+        shims.len(),
+        1,
+        "two grouped containers, one shim: {shims:?}"
+    );
+    env.exec_echo(&b, "in-b", "from b");
+    // Deleting one leaves the shim serving the other.
+    env.kill_and_delete(&a);
+    assert_eq!(env.ctd.task_status(&b).as_deref(), Some("RUNNING"));
+    assert_eq!(
+        env.shim_pids(),
+        shims,
+        "the shared shim exited with one task left"
+    );
+    env.exec_echo(&b, "after-a", "still b");
+    env.kill_and_delete(&b);
+    wait_until(Duration::from_secs(10), "the shim to exit", || {
+        env.shim_pids().is_empty()
+    });
+}
+both!(
+    grouped_containers_share_one_shim_,
+    grouped_containers_share_one_shim
 );
 
 fn bad_input_gets_typed_errors(flavor: Flavor) {
