@@ -115,9 +115,17 @@ pub struct Plan {
     pub new_cgroup: bool,
     /// The process is already in the joined user namespace (the intermediate joined it).
     pub joined_user: bool,
+    /// The init binds its own cgroup directories (a `cgroup` mount without a cgroup namespace),
+    /// so it must be in its cgroup before it mounts.
+    pub binds_own_cgroup: bool,
 }
 
 impl Plan {
+    /// The init waits for the runtime's `CgroupPlaced` before going on.
+    pub fn waits_for_cgroup(&self) -> bool {
+        self.new_cgroup || self.binds_own_cgroup
+    }
+
     /// An existing user namespace is joined while other namespaces are new: they must be created
     /// from inside the joined user namespace (see `process::clone_via_intermediate`).
     pub fn needs_intermediate(&self) -> bool {
@@ -151,6 +159,7 @@ impl Plan {
             new_user: false,
             new_cgroup: self.new_cgroup,
             joined_user: true,
+            binds_own_cgroup: self.binds_own_cgroup,
         })
     }
 }
@@ -177,6 +186,14 @@ pub fn plan(spec: &Spec) -> Result<Plan, NamespaceError> {
         new_user: false,
         new_cgroup: false,
         joined_user: false,
+        binds_own_cgroup: spec
+            .mounts()
+            .iter()
+            .flatten()
+            .any(|m| m.typ().as_deref() == Some("cgroup"))
+            && !namespaces
+                .iter()
+                .any(|ns| ns.typ() == LinuxNamespaceType::Cgroup),
     };
     for typ in NAMESPACE_ORDER {
         let Some(ns) = namespaces.iter().find(|ns| ns.typ() == typ) else {

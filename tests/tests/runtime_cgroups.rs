@@ -500,3 +500,31 @@ fn cgroup_delete_copes_with_a_removed_cgroup() {
     rt.cmd(["delete", c.id()]).run().expect_success();
     assert_no_trace(&rt, &bundle, c.id());
 }
+
+/// Inside the container /sys/fs/cgroup shows the container's own cgroup, with or without a
+/// cgroup namespace: without one, each hierarchy's container directory is bound there (as runc
+/// does) rather than the host's hierarchy from its root.
+#[test]
+fn cgroup_mount_shows_the_container_cgroup() {
+    require_root();
+    for cgroupns in [true, false] {
+        let (rt, mut bundle) = setup();
+        if cgroupns {
+            bundle.set_namespace("cgroup", None);
+        } else {
+            bundle.remove_namespace("cgroup");
+        }
+        bundle.config_mut(|c| {
+            c["linux"]["resources"]["memory"] = json!({"limit": 50331648});
+            c["linux"]["resources"]["pids"] = json!({"limit": 77});
+        });
+        let out = Container::run_sh(
+            &rt,
+            &mut bundle,
+            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max; \
+             grep -c . /sys/fs/cgroup/memory/cgroup.procs",
+        );
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines, ["50331648", "77", "1"], "cgroupns={cgroupns}: {out}");
+    }
+}

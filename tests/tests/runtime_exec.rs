@@ -219,6 +219,19 @@ fn exec_with_console_socket_gets_a_pty() {
     let seen = master.converse("", rt.scratch(), Duration::from_secs(10));
     assert!(seen.contains("/dev/pts/"), "{seen:?}");
     assert!(seen.contains("tty-done"), "{seen:?}");
+
+    // A second tty exec gets a pty of its own; the container's /dev/console is left alone.
+    let socket =
+        skiff_tests::console::ConsoleSocket::bind(&rt.scratch().join("exec-console-2.sock"));
+    let exec = rt
+        .cmd(["exec", "-t", "-d", "--console-socket"])
+        .arg(socket.path())
+        .args([c.id(), "sh", "-c", "tty; echo second-done"])
+        .spawn();
+    let master = socket.recv_fd(TIMEOUT);
+    exec.wait().expect_success();
+    let seen = master.converse("", rt.scratch(), Duration::from_secs(10));
+    assert!(seen.contains("second-done"), "{seen:?}");
 }
 
 #[test]
@@ -226,9 +239,10 @@ fn exec_errors_are_clear() {
     require_root();
     let (rt, mut bundle) = setup();
     let c = sleeper(&rt, &mut bundle, "exec-errors");
+    // runc's words, which dockerd turns into exit status 127.
     rt.cmd(["exec", c.id(), "/no/such/binary"])
         .run()
-        .expect_error_containing("/no/such/binary");
+        .expect_error_containing("stat /no/such/binary: no such file or directory");
     rt.cmd(["exec", "-t", "-d", c.id(), "true"])
         .run()
         .expect_error_containing("console socket");

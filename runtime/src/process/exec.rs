@@ -131,6 +131,7 @@ fn setup(
     let target = init::prepare_process(
         process,
         cfg.console.as_ref(),
+        false,
         cfg.seccomp,
         in_userns,
         cfg.preserve_fds,

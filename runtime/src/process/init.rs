@@ -118,9 +118,12 @@ fn setup(cfg: &InitConfig<'_>, plan: &Plan, fds: &InitFds) -> Result<Infallible,
     }
 
     // 2b. A new cgroup namespace is unshared only once the runtime has moved us into the
-    //     container's cgroup, so that the namespace's root is that cgroup.
-    if plan.new_cgroup {
+    //     container's cgroup, so that the namespace's root is that cgroup; a `cgroup` mount
+    //     without one binds our own cgroup directories, which also needs us placed first.
+    if plan.waits_for_cgroup() {
         expect(channel, Message::CgroupPlaced)?;
+    }
+    if plan.new_cgroup {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
             .map_err(errno("unshare cgroup namespace"))?;
     }
@@ -213,6 +216,7 @@ fn setup(cfg: &InitConfig<'_>, plan: &Plan, fds: &InitFds) -> Result<Infallible,
     let target = prepare_process(
         process,
         fds.console.as_ref(),
+        true,
         cfg.seccomp,
         in_userns,
         cfg.preserve_fds,
@@ -265,6 +269,7 @@ pub(super) struct Target {
 pub(super) fn prepare_process(
     process: &Process,
     console: Option<&OwnedFd>,
+    bind_dev_console: bool,
     seccomp: Option<&crate::seccomp::Compiled>,
     in_userns: bool,
     preserve_fds: i32,
@@ -272,7 +277,7 @@ pub(super) fn prepare_process(
     // The terminal, created inside the container so that it belongs to its devpts.
     if process.terminal().unwrap_or(false) {
         let console = console.ok_or(ProcessError::NoConsoleSocket)?;
-        super::tty::setup_console(console.as_fd(), process)?;
+        super::tty::setup_console(console.as_fd(), process, bind_dev_console)?;
     }
 
     // Limits are inherited by the process.
@@ -631,6 +636,19 @@ fn environment(process: &Process) -> Vec<String> {
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// The errno's text the way Go prints it (lowercase, no "(os error N)").
+fn errno_text(e: &std::io::Error) -> String {
+    let text = match e.raw_os_error() {
+        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
+        None => e.to_string(),
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
+}
+
 /// Resolve `arg0` as execvp(3) would, with the container's PATH, in the container's root.
 fn lookup(arg0: &str, env: &[String]) -> Result<CString, ProcessError> {
     let executable = |p: &Path| {
@@ -649,9 +667,11 @@ fn lookup(arg0: &str, env: &[String]) -> Result<CString, ProcessError> {
                 reason: "permission denied".into(),
             }),
             Ok(_) => cstring(arg0),
+            // runc's wording ("stat /x: no such file or directory"): dockerd maps the lowercase
+            // "no such file or directory" to exit status 127, as a shell does.
             Err(e) => Err(ProcessError::NotExecutable {
                 path: arg0.to_string(),
-                reason: e.to_string(),
+                reason: format!("stat {arg0}: {}", errno_text(&e)),
             }),
         };
     }

@@ -475,7 +475,7 @@ fn drive(
                 source,
             })?;
     }
-    if plan.new_cgroup {
+    if plan.waits_for_cgroup() {
         channel
             .send(&Message::CgroupPlaced)
             .map_err(|source| ProcessError::Sys {

@@ -26,7 +26,11 @@ fn tty_err(op: &'static str) -> impl FnOnce(std::io::Error) -> ProcessError {
 
 /// Create the pty, bind its slave on `/dev/console`, send the master to the console socket and
 /// make the slave our controlling terminal and stdio. Runs after pivot_root.
-pub fn setup_console(socket: BorrowedFd<'_>, process: &Process) -> Result<(), ProcessError> {
+pub fn setup_console(
+    socket: BorrowedFd<'_>,
+    process: &Process,
+    bind_dev_console: bool,
+) -> Result<(), ProcessError> {
     // 1. Open the multiplexer and check it really is one: a fake /dev/pts/ptmx planted in the
     //    image must not hand us an attacker's file (CVE-2025-52565 class).
     let master = open(
@@ -61,7 +65,11 @@ pub fn setup_console(socket: BorrowedFd<'_>, process: &Process) -> Result<(), Pr
 
     // 3. /dev/console is the slave, bound by descriptor onto a file created without following
     //    symlinks (a /dev/console symlink to a /proc file must not receive the bind).
-    bind_console(&slave)?;
+    //    Only for the init: an exec'd process gets a pty of its own but leaves the container's
+    //    /dev/console alone (as runc; the bind is already there, on the init's pty).
+    if bind_dev_console {
+        bind_console(&slave)?;
+    }
 
     if let Some(size) = process.console_size() {
         sys::set_window_size(master.as_fd(), size.height() as u16, size.width() as u16)

@@ -158,7 +158,13 @@ fn mount_one(
         "cgroup" => {
             let target = make_target(root, dest, true).map_err(mount_err("create mount point"))?;
             check_proc_destination(cfg.rootfs, dest, &target, typ, None).map_err(config_err)?;
-            return mount_cgroup(root, dest, &opts).map_err(mount_err("mount cgroup hierarchies"));
+            // Without a cgroup namespace of its own the container must not see the host's
+            // hierarchies from their roots: its own cgroup is bound instead (as runc does).
+            let private_view =
+                crate::spec::namespace(cfg.spec, oci_spec::runtime::LinuxNamespaceType::Cgroup)
+                    .is_some();
+            return mount_cgroup(root, dest, &opts, private_view)
+                .map_err(mount_err("mount cgroup hierarchies"));
         }
         _ => {}
     }
@@ -346,12 +352,28 @@ fn ordinary_dir(root: &Root, dest: &Path) -> Result<OwnedFd, String> {
 
 /// A `cgroup` mount: on a cgroup v2 host, a cgroup2 instance; on a v1 or hybrid host, a tmpfs
 /// with one instance per host hierarchy (named like the host's directories), as runc lays it out.
-/// Inside a cgroup namespace each instance shows the namespace's root.
-fn mount_cgroup(root: &Root, dest: &Path, opts: &MountOptions) -> std::io::Result<()> {
+/// With a cgroup namespace (`private_view`) each new instance shows the namespace's root, which
+/// is the container's cgroup. Without one, a new instance would show the host's whole hierarchy
+/// from its root; the container's own cgroup directory in each hierarchy is bound there instead
+/// (the runtime has placed the init in its cgroup before the init mounts anything).
+fn mount_cgroup(
+    root: &Root,
+    dest: &Path,
+    opts: &MountOptions,
+    private_view: bool,
+) -> std::io::Result<()> {
     let target = make_target(root, dest, true)?;
+    let own = if private_view {
+        None
+    } else {
+        Some(std::fs::read_to_string("/proc/self/cgroup")?)
+    };
     let st = nix::sys::statfs::statfs("/sys/fs/cgroup").map_err(std::io::Error::from)?;
     if st.filesystem_type().0 as i64 == CGROUP2_SUPER_MAGIC {
-        let mnt = new_fs_mount("cgroup2", "cgroup2", opts)?;
+        let mnt = match &own {
+            None => new_fs_mount("cgroup2", "cgroup2", opts)?,
+            Some(own) => bind_own_cgroup(Path::new("/sys/fs/cgroup"), own_path(own, None), opts)?,
+        };
         sys::move_mount(mnt.as_fd(), target.as_fd())?;
         return set_propagation(&mnt, opts);
     }
@@ -379,7 +401,14 @@ fn mount_cgroup(root: &Root, dest: &Path, opts: &MountOptions) -> std::io::Resul
                 None => (o.clone(), None),
             })
             .collect();
-        let mnt = new_fs_mount(&h.fstype, &h.fstype, &sub_opts)?;
+        let mnt = match &own {
+            None => new_fs_mount(&h.fstype, &h.fstype, &sub_opts)?,
+            Some(own) => {
+                let key = (h.fstype == "cgroup").then_some(h.options.as_slice());
+                let host_dir = Path::new("/sys/fs/cgroup").join(&h.name);
+                bind_own_cgroup(&host_dir, own_path(own, key), &sub_opts)?
+            }
+        };
         sys::move_mount(mnt.as_fd(), sub_target.as_fd())?;
     }
     if opts.attr_set & MOUNT_ATTR_RDONLY != 0 {
@@ -390,6 +419,35 @@ fn mount_cgroup(root: &Root, dest: &Path, opts: &MountOptions) -> std::io::Resul
         sys::mount_setattr(tmpfs.as_fd(), false, &attr)?;
     }
     set_propagation(&tmpfs, opts)
+}
+
+/// Our cgroup in one hierarchy, from `/proc/self/cgroup` text: the v1 hierarchy whose
+/// controller list shares a controller (or `name=`) with `options`, or with `None` the cgroup2
+/// line (`0::`).
+fn own_path<'a>(proc_cgroup: &'a str, options: Option<&[String]>) -> &'a str {
+    for line in proc_cgroup.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let matches = match options {
+            None => ctrls.is_empty(),
+            Some(opts) => ctrls.split(',').any(|c| opts.iter().any(|o| o == c)),
+        };
+        if matches {
+            return path;
+        }
+    }
+    "/"
+}
+
+/// A detached bind of `hierarchy/<path>` with the mount's attributes (read-only and so on).
+fn bind_own_cgroup(hierarchy: &Path, path: &str, opts: &MountOptions) -> std::io::Result<OwnedFd> {
+    let dir = hierarchy.join(path.trim_start_matches('/'));
+    let c = cstring(dir.as_os_str().as_bytes())?;
+    let tree = sys::open_tree_clone(&c, false)?;
+    set_attrs(&tree, opts)?;
+    Ok(tree)
 }
 
 /// One cgroup hierarchy mounted on the host under `/sys/fs/cgroup`.
