@@ -39,6 +39,12 @@ pub struct Config {
     pub exec_root: PathBuf,
     /// Unix socket paths to serve the Docker API on.
     pub sockets: Vec<PathBuf>,
+    /// OCI runtimes by name (`skiff`, `runc`, `crun`, …).
+    pub runtimes: std::collections::BTreeMap<String, PathBuf>,
+    /// The runtime used when `--runtime` is not given.
+    pub default_runtime: String,
+    /// The shim binary (containerd shim v2).
+    pub shim: PathBuf,
 }
 
 /// Errors while starting the daemon.
@@ -122,6 +128,10 @@ pub fn lock_data_root(data_root: &Path) -> Result<Flock<File>, Error> {
 pub fn open_images(data_root: &Path) -> Result<ImageService, Error> {
     let meta =
         Arc::new(MetadataStore::open(&data_root.join("meta.redb")).map_err(store_err("metadata"))?);
+    open_images_with(data_root, meta)
+}
+
+fn open_images_with(data_root: &Path, meta: Arc<MetadataStore>) -> Result<ImageService, Error> {
     let content =
         ContentStore::open(data_root.join("content")).map_err(store_err("content store"))?;
     let snapshots = Snapshotter::open(data_root.join("snapshots/overlay"), meta.clone())
@@ -144,15 +154,62 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let _lock = lock_data_root(&config.data_root)?;
     fs::create_dir_all(&config.exec_root).map_err(io_err("create", &config.exec_root))?;
     let data_root = config.data_root.clone();
-    let images = tokio::task::spawn_blocking(move || open_images(&data_root))
+    let (meta, images) = tokio::task::spawn_blocking(move || {
+        let meta = Arc::new(
+            MetadataStore::open(&data_root.join("meta.redb")).map_err(store_err("metadata"))?,
+        );
+        let images = open_images_with(&data_root, meta.clone())?;
+        Ok::<_, Error>((meta, images))
+    })
+    .await
+    .map_err(|e| Error::Store {
+        what: "stores",
+        source: Box::new(e),
+    })??;
+    let images = Arc::new(images);
+    let events = Arc::new(crate::events::EventLog::new());
+    let ttrpc_socket = config.exec_root.join("skiffd.sock.ttrpc");
+    let (event_server, shim_events) =
+        crate::tasks::EventServer::start(&ttrpc_socket).map_err(store_err("shim event server"))?;
+    let publish_binary = std::env::current_exe().map_err(io_err("locate", Path::new("skiffd")))?;
+    let runtime = crate::containers::RuntimeConfig {
+        runtimes: config.runtimes.clone(),
+        default: config.default_runtime.clone(),
+        shim: crate::tasks::ShimConfig {
+            binary: config.shim.clone(),
+            address: ttrpc_socket.clone(),
+            ttrpc_address: ttrpc_socket,
+            publish_binary,
+            runtime_root: config.exec_root.join("runtime"),
+        },
+    };
+    let containers = Arc::new(
+        crate::containers::ContainerService::new(
+            meta,
+            images.clone(),
+            events.clone(),
+            &config.data_root,
+            runtime,
+        )
+        .map_err(store_err("containers"))?,
+    );
+    let (reconnected, settled) = containers
+        .recover()
         .await
-        .map_err(|e| Error::Store {
-            what: "stores",
-            source: Box::new(e),
-        })??;
+        .map_err(store_err("container recovery"))?;
+    if reconnected + settled > 0 {
+        tracing::info!(reconnected, settled, "containers of a previous skiffd");
+    }
+    tokio::spawn(containers.clone().run(shim_events));
+    match containers.restart_by_policy().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(containers = n, "restarted by policy"),
+        Err(e) => tracing::error!(error = %e, "restart policies"),
+    }
     let state = Arc::new(ApiState {
-        images: Arc::new(images),
-        events: Arc::new(crate::events::EventLog::new()),
+        images,
+        containers,
+        events,
         data_root: config.data_root.clone(),
         started,
     });
@@ -180,7 +237,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         "skiffd ready"
     );
 
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut accept_tasks = Vec::new();
     let (conn_tx, mut conn_rx) = tokio::sync::mpsc::channel::<tokio::net::UnixStream>(64);
@@ -207,6 +263,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }));
     }
     drop(conn_tx);
+    // Connections are served with upgrades (attach and exec hijack the connection). hyper-util's
+    // GracefulShutdown does not take upgradeable connections, so each connection watches the
+    // stop signal itself and the count of open ones is tracked here.
+    let open = Arc::new(());
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -214,14 +274,25 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             s = conn_rx.recv() => {
                 let Some(stream) = s else { break };
                 let st = state.clone();
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(
-                        TokioIo::new(stream),
-                        service_fn(move |req| handle(st.clone(), req)),
-                    );
-                let conn = graceful.watch(conn);
+                let mut stop = stop_rx.clone();
+                let token = open.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
+                    let _token = token;
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(
+                            TokioIo::new(stream),
+                            service_fn(move |req| handle(st.clone(), req)),
+                        )
+                        .with_upgrades();
+                    tokio::pin!(conn);
+                    let r = tokio::select! {
+                        r = conn.as_mut() => r,
+                        () = crate::containers::io::wait_true(&mut stop) => {
+                            conn.as_mut().graceful_shutdown();
+                            conn.await
+                        }
+                    };
+                    if let Err(e) = r {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
                 });
@@ -233,12 +304,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     for t in accept_tasks {
         let _ = t.await;
     }
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    let deadline = Instant::now() + SHUTDOWN_GRACE;
+    while Arc::strong_count(&open) > 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if Arc::strong_count(&open) > 1 {
         tracing::warn!("connections still open after the grace period; closing them");
     }
+    drop(event_server);
     for path in &config.sockets {
         let _ = fs::remove_file(path);
     }

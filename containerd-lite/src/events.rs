@@ -20,6 +20,8 @@ pub const HISTORY: usize = 1024;
 pub enum EventType {
     /// An image.
     Image,
+    /// A container.
+    Container,
 }
 
 impl EventType {
@@ -27,6 +29,7 @@ impl EventType {
     pub fn as_str(self) -> &'static str {
         match self {
             EventType::Image => "image",
+            EventType::Container => "container",
         }
     }
 }
@@ -62,9 +65,18 @@ impl Event {
         }
     }
 
+    /// A container event, now; `attributes` carry `name`, `image`, the labels and extras
+    /// (`exitCode`, `signal`).
+    pub fn container(action: &str, id: &str, attributes: BTreeMap<String, String>) -> Self {
+        let mut e = Self::image(action, id, "");
+        e.kind = EventType::Container;
+        e.attributes = attributes;
+        e
+    }
+
     /// The JSON of the API (`events.Message`, with the legacy `status`/`id` fields).
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut v = json!({
             "status": self.action,
             "id": self.id,
             "Type": self.kind.as_str(),
@@ -73,7 +85,12 @@ impl Event {
             "scope": "local",
             "time": self.time_nano / 1_000_000_000,
             "timeNano": self.time_nano,
-        })
+        });
+        if self.kind == EventType::Container {
+            // The legacy `from` field (the CLI's default format prints it).
+            v["from"] = json!(self.attributes.get("image").cloned().unwrap_or_default());
+        }
+        v
     }
 }
 
@@ -87,6 +104,10 @@ pub struct Filter {
     pub actions: Vec<String>,
     /// `image=<name or id>`.
     pub images: Vec<String>,
+    /// `container=<name or id>`.
+    pub containers: Vec<String>,
+    /// `label=key` or `label=key=value`.
+    pub labels: Vec<String>,
 }
 
 impl Filter {
@@ -97,8 +118,17 @@ impl Filter {
         };
         any(&self.types, &|t| t == e.kind.as_str())
             && any(&self.actions, &|a| a == e.action)
-            && any(&self.images, &|i| {
-                i == e.id || e.attributes.get("name").is_some_and(|n| n == i)
+            && any(&self.images, &|i| match e.kind {
+                EventType::Image => i == e.id || e.attributes.get("name").is_some_and(|n| n == i),
+                EventType::Container => e.attributes.get("image").is_some_and(|n| n == i),
+            })
+            && any(&self.containers, &|c| {
+                e.kind == EventType::Container
+                    && (e.id.starts_with(c) || e.attributes.get("name").is_some_and(|n| n == c))
+            })
+            && self.labels.iter().all(|l| match l.split_once('=') {
+                Some((k, v)) => e.attributes.get(k).is_some_and(|x| x == v),
+                None => e.attributes.contains_key(l.as_str()),
             })
     }
 }
@@ -197,7 +227,7 @@ mod tests {
         let f = Filter {
             types: vec!["image".into()],
             actions: vec!["tag".into()],
-            images: vec![],
+            ..Filter::default()
         };
         let h = log.history();
         assert!(!f.matches(&h[0]) && f.matches(&h[1]));

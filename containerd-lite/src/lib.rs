@@ -14,7 +14,11 @@
 //!   layout tars, unpack with whiteouts, export, garbage collection ([`images::ImageService`]);
 //! - [`registry`]: the OCI distribution API client behind pull and push (token auth, plain
 //!   HTTP for loopback registries, blob mounts) — see its docs for why not `oci-client`;
-//! - [`events`]: the daemon's event log behind `/events` (image events for now);
+//! - [`containers`]: container records, the OCI spec built as Docker builds it, the bundle,
+//!   stdio and the json-file log, and the lifecycle ([`containers::ContainerService`]);
+//! - [`tasks`]: the shim v2 protocol from the daemon's side (`shim start`, the task API over
+//!   ttrpc, the events `Forward` server);
+//! - [`events`]: the daemon's event log behind `/events` (image and container events);
 //! - [`api::docker`]: the Docker Engine API 1.44 over HTTP — the only place where errors become
 //!   HTTP statuses;
 //! - [`daemon`]: flags, the data-root lock, the listeners and the graceful shutdown.
@@ -25,6 +29,7 @@
 #![recursion_limit = "256"]
 
 pub mod api;
+pub mod containers;
 pub mod content;
 pub mod daemon;
 pub mod digest;
@@ -33,6 +38,7 @@ pub mod images;
 pub mod metadata;
 pub mod registry;
 pub mod snapshots;
+pub mod tasks;
 
 /// The class of a failure, as the service boundary sees it (mapped to HTTP statuses in
 /// [`api::docker`] and, later, to ttrpc codes).

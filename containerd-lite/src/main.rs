@@ -19,6 +19,16 @@ struct Cli {
     /// Socket to listen on (unix://PATH); repeatable.
     #[arg(short = 'H', long = "host")]
     hosts: Vec<String>,
+    /// An OCI runtime `NAME=PATH` (repeatable; `skiff`, `runc` and `crun` are found on PATH,
+    /// and `skiff` also next to skiffd).
+    #[arg(long = "add-runtime")]
+    add_runtime: Vec<String>,
+    /// The runtime of containers created without `--runtime`.
+    #[arg(long, default_value = "skiff")]
+    default_runtime: String,
+    /// The containerd shim v2 binary tasks run under.
+    #[arg(long, default_value = "containerd-shim-runc-v2")]
+    shim: PathBuf,
     /// Log level: error, warn, info, debug, trace.
     #[arg(long, default_value = "info")]
     log_level: tracing::Level,
@@ -39,6 +49,14 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_string_lossy()
+        .split(':')
+        .map(|d| std::path::Path::new(d).join(name))
+        .find(|p| p.is_file())
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     let hosts = if cli.hosts.is_empty() {
         vec!["unix:///run/skiffd/docker.sock".to_owned()]
@@ -49,10 +67,37 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .iter()
         .map(|h| daemon::parse_host(h))
         .collect::<Result<Vec<_>, _>>()?;
+    let mut runtimes = std::collections::BTreeMap::new();
+    let next_to_me = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("skiff")));
+    for (name, extra) in [("skiff", next_to_me), ("runc", None), ("crun", None)] {
+        if let Some(p) = find_on_path(name).or(extra.filter(|p| p.is_file())) {
+            runtimes.insert(name.to_owned(), p);
+        }
+    }
+    for r in &cli.add_runtime {
+        let (name, path) = r
+            .split_once('=')
+            .with_context(|| format!("--add-runtime {r:?}: expected NAME=PATH"))?;
+        runtimes.insert(name.to_owned(), PathBuf::from(path));
+    }
+    // A missing shim is reported when a container starts: image work needs none.
+    let shim = if cli.shim.components().count() > 1 {
+        cli.shim
+    } else {
+        find_on_path(&cli.shim.to_string_lossy()).unwrap_or_else(|| {
+            tracing::warn!(shim = %cli.shim.display(), "shim not found on PATH; containers cannot start");
+            cli.shim.clone()
+        })
+    };
     let config = Config {
         data_root: cli.data_root,
         exec_root: cli.exec_root,
         sockets,
+        runtimes,
+        default_runtime: cli.default_runtime,
+        shim,
     };
     // One thread for the API; store work runs on the blocking pool.
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -62,7 +107,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .thread_keep_alive(std::time::Duration::from_secs(10))
         .build()
         .context("start the async runtime")?;
-    rt.block_on(async {
+    let result = rt.block_on(async {
         let shutdown = async {
             use tokio::signal::unix::{SignalKind, signal};
             match (
@@ -79,6 +124,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         };
         daemon::run(config, shutdown).await
-    })?;
+    });
+    // Blocking work still running (a shim call that hangs) must not hold the exit.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    result?;
     Ok(())
 }

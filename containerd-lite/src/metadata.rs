@@ -1,6 +1,6 @@
 //! The metadata database: `<data-root>/meta.redb` (redb).
 //!
-//! # Format (schema version 1)
+//! # Format (schema version 2)
 //!
 //! One redb file with these tables, every key a UTF-8 string and every value a JSON document
 //! (JSON so that a record can gain optional fields without a migration):
@@ -12,6 +12,7 @@
 //! | `content`   | blob digest `sha256:<hex>`                  | [`ContentRecord`]: labels (GC references live here, as containerd's `containerd.io/gc.ref.*`) |
 //! | `snapshots` | snapshot key or committed name (one key space) | [`SnapshotRecord`]: numeric id (the directory), kind, parent, labels |
 //! | `leases`    | lease id                                    | [`LeaseRecord`]: content and snapshots an operation in progress holds against GC |
+//! | `containers` | container id (64 hex)                      | `containers::ContainerRecord`: config, host config, name, state, restart count (since version 2) |
 //!
 //! # Versioning and migration rule
 //!
@@ -21,6 +22,8 @@
 //!   transaction, so a crash leaves either the old or the new schema;
 //! - a newer version → opening fails ([`Error::SchemaTooNew`]): a downgrade is never attempted,
 //!   because an older skiffd cannot know what a newer one stored.
+//!
+//! Steps: `1 → 2` adds the `containers` table (nothing else changes).
 //!
 //! Leases do not survive a restart: every operation that held one died with the old process, so
 //! [`MetadataStore::open`] drops them and the next garbage collection removes what they held.
@@ -33,13 +36,14 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use crate::ErrorKind;
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 const IMAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("images");
 const CONTENT: TableDefinition<&str, &[u8]> = TableDefinition::new("content");
 const SNAPSHOTS: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshots");
 const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
+const CONTAINERS: TableDefinition<&str, &[u8]> = TableDefinition::new("containers");
 
 /// The record tables, for the generic accessors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +56,8 @@ pub enum Table {
     Snapshots,
     /// [`LeaseRecord`]s by id.
     Leases,
+    /// Container records by id.
+    Containers,
 }
 
 impl Table {
@@ -61,6 +67,7 @@ impl Table {
             Table::Content => CONTENT,
             Table::Snapshots => SNAPSHOTS,
             Table::Leases => LEASES,
+            Table::Containers => CONTAINERS,
         }
     }
 }
@@ -233,14 +240,25 @@ impl MetadataStore {
                 .map(|v| v.value().parse::<u64>().unwrap_or(0));
             match found {
                 Some(v) if v > SCHEMA_VERSION => return Err(Error::SchemaTooNew { found: v }),
-                // Version 1 is the first; a step `n → n+1` would go here as
-                // `Some(n) => migrate_n(&txn)?` and fall through to the write below.
-                Some(_) | None => {
+                // Each step `n → n+1` runs in order, in this transaction.
+                Some(v) => {
+                    if v < 2 {
+                        migrate_1_to_2(&txn)?;
+                    }
+                    meta.insert("schema_version", SCHEMA_VERSION.to_string().as_str())
+                        .map_err(db_err("write schema version"))?;
+                }
+                None => {
                     meta.insert("schema_version", SCHEMA_VERSION.to_string().as_str())
                         .map_err(db_err("write schema version"))?;
                 }
             }
-            for table in [Table::Images, Table::Content, Table::Snapshots] {
+            for table in [
+                Table::Images,
+                Table::Content,
+                Table::Snapshots,
+                Table::Containers,
+            ] {
                 txn.open_table(table.def())
                     .map_err(db_err("create table"))?;
             }
@@ -376,6 +394,13 @@ impl Writer<'_> {
     }
 }
 
+/// Schema 1 → 2: the `containers` table appears; no existing record changes.
+fn migrate_1_to_2(txn: &redb::WriteTransaction) -> Result<(), Error> {
+    txn.open_table(CONTAINERS)
+        .map_err(db_err("create containers table"))?;
+    Ok(())
+}
+
 fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, Error> {
     serde_json::from_slice(bytes).map_err(|source| Error::Corrupt {
         key: key.to_owned(),
@@ -406,6 +431,37 @@ mod tests {
         );
         // Leases are dropped on open.
         assert!(m.list::<LeaseRecord>(Table::Leases).unwrap().is_empty());
+    }
+
+    #[test]
+    fn migrates_version_1() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.redb");
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META)
+                .unwrap()
+                .insert("schema_version", "1")
+                .unwrap();
+            txn.open_table(CONTENT)
+                .unwrap()
+                .insert("sha256:x", b"{}".as_slice())
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let m = MetadataStore::open(&path).unwrap();
+        assert_eq!(m.schema_version().unwrap(), 2);
+        assert!(
+            m.get::<ContentRecord>(Table::Content, "sha256:x")
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            m.list::<serde_json::Value>(Table::Containers)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

@@ -53,8 +53,10 @@ fn filter(q: &Query) -> Result<Option<Filter>, ApiError> {
             "type" => f.types = v,
             "event" | "action" => f.actions = v,
             "image" => f.images = v,
-            "container" | "label" | "network" | "volume" | "plugin" | "node" | "service"
-            | "secret" | "config" | "daemon" | "scope" => {
+            "container" => f.containers = v,
+            "label" => f.labels = v,
+            "network" | "volume" | "plugin" | "node" | "service" | "secret" | "config"
+            | "daemon" | "scope" => {
                 if !v.is_empty() {
                     return Ok(None);
                 }

@@ -249,9 +249,32 @@ fn deleted_json(items: &[Deleted]) -> Value {
 pub async fn delete(state: &Arc<ApiState>, name: &str, q: &Query) -> Result<Resp, ApiError> {
     let force = q.bool("force");
     let svc = state.images.clone();
+    let containers = state.containers.clone();
     let name = name.to_owned();
     let (id, items) = blocking(move || {
-        let id = svc.resolve(&name)?.id;
+        let img = svc.resolve(&name)?;
+        let id = img.id;
+        // moby `imageDeleteHelper`: the last name of an image a container uses, or the image
+        // by id, is not removed without force.
+        let by_id = id.hex().starts_with(name.trim_start_matches("sha256:"));
+        if !force && (by_id || img.records.len() <= 1) {
+            let users = containers.list().map_err(ApiError::from)?;
+            if let Some(c) = users.iter().find(|c| c.image_id == id.to_string()) {
+                let what = if by_id {
+                    format!("unable to delete {} (must be forced)", &id.hex()[..12])
+                } else {
+                    format!("unable to remove repository reference \"{name}\" (must force)")
+                };
+                return Err(ApiError::new(
+                    ErrorKind::FailedPrecondition,
+                    format!(
+                        "conflict: {what} - container {} is using its referenced image {}",
+                        &c.id[..12],
+                        &id.hex()[..12]
+                    ),
+                ));
+            }
+        }
         Ok((id, svc.delete(&name, force)?))
     })
     .await?;

@@ -8,6 +8,7 @@
 //! [`status_of`] maps [`ErrorKind`] once, and its test pins the mapping.
 
 mod body;
+mod containers;
 mod events;
 mod images;
 mod stream;
@@ -40,6 +41,8 @@ pub const ENGINE_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub struct ApiState {
     /// The image service.
     pub images: Arc<ImageService>,
+    /// The container service.
+    pub containers: Arc<crate::containers::ContainerService>,
     /// The event log behind `/events`.
     pub events: Arc<EventLog>,
     /// `--data-root`.
@@ -223,6 +226,54 @@ async fn route(
         ("POST", "/images/load") => images::load(&state, &query, req.into_body()).await,
         ("GET", "/images/get") => images::get(&state, query.all("names")).await,
         ("POST", "/images/prune") => images::prune(&state, &query).await,
+        ("POST", "/containers/create") => containers::create(&state, &query, req.into_body()).await,
+        ("GET", "/containers/json") => containers::list(&state, &query).await,
+        ("POST", "/containers/prune") => containers::prune(&state).await,
+        ("POST", "/commit") => containers::commit(&state, &query).await,
+        ("DELETE", p) if p.starts_with("/containers/") => {
+            containers::remove(&state, &p["/containers/".len()..], &query).await
+        }
+        (m, p) if p.starts_with("/containers/") => {
+            let inner = &p["/containers/".len()..];
+            let Some((id, action)) = inner.split_once('/') else {
+                return Err(not_found(path));
+            };
+            match (m, action) {
+                ("GET", "json") => containers::inspect(&state, id).await,
+                ("POST", "start") => containers::start(&state, id).await,
+                ("POST", "stop") => containers::stop(&state, id, &query).await,
+                ("POST", "restart") => containers::restart(&state, id, &query).await,
+                ("POST", "kill") => containers::kill(&state, id, &query).await,
+                ("POST", "wait") => containers::wait(&state, id, &query).await,
+                ("POST", "attach") => containers::attach(&state, id, &query, req).await,
+                ("POST", "resize") => containers::resize(&state, id, &query).await,
+                ("GET", "logs") => containers::logs(&state, id, &query).await,
+                ("POST", "rename") => containers::rename(&state, id, &query).await,
+                ("POST", "pause") => containers::pause(&state, id, true).await,
+                ("POST", "unpause") => containers::pause(&state, id, false).await,
+                ("GET", "top") => containers::top(&state, id, &query).await,
+                ("GET", "stats") => containers::stats(&state, id, &query).await,
+                ("GET", "export") => containers::export(&state, id).await,
+                ("GET", "changes") => containers::changes(&state, id).await,
+                ("GET", "archive") => containers::archive_get(&state, id, &query, false).await,
+                ("HEAD", "archive") => containers::archive_get(&state, id, &query, true).await,
+                ("PUT", "archive") => {
+                    containers::archive_put(&state, id, &query, req.into_body()).await
+                }
+                ("POST", "update") => containers::update(&state, id, req.into_body()).await,
+                ("POST", "exec") => containers::exec_create(&state, id, req.into_body()).await,
+                _ => Err(not_found(path)),
+            }
+        }
+        (m, p) if p.starts_with("/exec/") => {
+            let inner = &p["/exec/".len()..];
+            match (m, inner.split_once('/')) {
+                ("POST", Some((id, "start"))) => containers::exec_start(&state, id, req).await,
+                ("POST", Some((id, "resize"))) => containers::exec_resize(&state, id, &query).await,
+                ("GET", Some((id, "json"))) => containers::exec_inspect(&state, id).await,
+                _ => Err(not_found(path)),
+            }
+        }
         ("DELETE", p) if p.starts_with("/images/") => {
             images::delete(&state, &p["/images/".len()..], &query).await
         }

@@ -106,6 +106,26 @@ fn os_name() -> String {
 pub async fn info(state: &Arc<ApiState>) -> Result<Response<ResponseBody>, ApiError> {
     let svc = state.images.clone();
     let images = blocking(move || Ok(svc.list()?.len())).await?;
+    let cs = state.containers.clone();
+    let recs = blocking(move || Ok(cs.list()?)).await?;
+    let count = |f: &dyn Fn(crate::containers::Status) -> bool| {
+        recs.iter().filter(|r| f(r.state.status)).count()
+    };
+    let running = count(&|s| {
+        matches!(
+            s,
+            crate::containers::Status::Running | crate::containers::Status::Restarting
+        )
+    });
+    let paused = count(&|s| s == crate::containers::Status::Paused);
+    let runtimes: serde_json::Map<String, Value> = state
+        .containers
+        .runtimes()
+        .runtimes
+        .iter()
+        .map(|(n, p)| (n.clone(), json!({"path": p})))
+        .collect();
+    let default_runtime = state.containers.runtimes().default.clone();
     let (kernel, machine) = uname();
     let hostname = nix::unistd::gethostname()
         .map(|h| h.to_string_lossy().into_owned())
@@ -116,7 +136,8 @@ pub async fn info(state: &Arc<ApiState>) -> Result<Response<ResponseBody>, ApiEr
         StatusCode::OK,
         &json!({
             "ID": "",
-            "Containers": 0, "ContainersRunning": 0, "ContainersPaused": 0, "ContainersStopped": 0,
+            "Containers": recs.len(), "ContainersRunning": running, "ContainersPaused": paused,
+            "ContainersStopped": recs.len() - running - paused,
             "Images": images,
             "Driver": "overlayfs",
             "DriverStatus": [["driver-type", "io.containerd.snapshotter.v1"]],
@@ -138,7 +159,7 @@ pub async fn info(state: &Arc<ApiState>) -> Result<Response<ResponseBody>, ApiEr
             "HttpProxy": "", "HttpsProxy": "", "NoProxy": "",
             "Name": hostname, "Labels": [], "ExperimentalBuild": false,
             "ServerVersion": ENGINE_VERSION,
-            "Runtimes": {"skiff": {"path": "skiff"}}, "DefaultRuntime": "skiff",
+            "Runtimes": runtimes, "DefaultRuntime": default_runtime,
             "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false,
                 "Error": "", "RemoteManagers": null},
             "LiveRestoreEnabled": false, "Isolation": "", "InitBinary": "",
@@ -149,8 +170,8 @@ pub async fn info(state: &Arc<ApiState>) -> Result<Response<ResponseBody>, ApiEr
     ))
 }
 
-/// `GET /system/df`: images and the layer bytes; containers, volumes and build cache are empty
-/// until those exist.
+/// `GET /system/df`: images and the layer bytes, containers (with the size of their writable
+/// layer); volumes and build cache are empty until those exist.
 pub async fn df(
     state: &Arc<ApiState>,
     api: (u32, u32),
@@ -177,12 +198,32 @@ pub async fn df(
         Ok((images, layers))
     })
     .await?;
+    let cs = state.containers.clone();
+    let snaps = state.images.clone();
+    let containers = blocking(move || {
+        Ok(cs
+            .list()?
+            .iter()
+            .map(|r| {
+                let mut v = super::containers::summary(r);
+                let rw = snaps
+                    .snapshotter()
+                    .usage(&r.snapshot)
+                    .map(|u| u.size)
+                    .unwrap_or(0);
+                v["SizeRw"] = json!(rw);
+                v["SizeRootFs"] = json!(rw);
+                v
+            })
+            .collect::<Vec<Value>>())
+    })
+    .await?;
     Ok(json(
         StatusCode::OK,
         &json!({
             "LayersSize": layers,
             "Images": images,
-            "Containers": [],
+            "Containers": containers,
             "Volumes": [],
             "BuildCache": [],
         }),

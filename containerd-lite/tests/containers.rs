@@ -1,0 +1,1182 @@
+//! End-to-end: containers through skiffd with the real docker CLI (28.x on PATH; Debian's 20.10
+//! at `/usr/bin/docker` for a subset), tasks through the stock `containerd-shim-runc-v2` with
+//! `skiff` (the default) or `runc` (`--runtime runc`) as its `BinaryName`.
+//!
+//! Needs root (mounts, cgroups). Each test owns a skiffd on a temp data root and socket; its
+//! Drop guard removes every container through the API, stops skiffd, then kills any shim still
+//! working in the temp dir (by pid) and detaches any mount left under it, so a failing test
+//! leaves nothing behind.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{Read as _, Write as _};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+
+use skiff_tests::image::Image;
+use skiff_tests::pty::PtySession;
+
+const DEBIAN_DOCKER: &str = "/usr/bin/docker";
+const SHIM: &str = "/usr/bin/containerd-shim-runc-v2";
+
+/// The skiff runtime: `$SKIFF_RUNTIME`, else the `skiff` built next to skiffd.
+fn skiff_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("SKIFF_RUNTIME") {
+        return PathBuf::from(p);
+    }
+    let p = Path::new(env!("CARGO_BIN_EXE_skiffd"))
+        .parent()
+        .unwrap()
+        .join("skiff");
+    assert!(
+        p.is_file(),
+        "{} is missing: build the runtime first (cargo build -p skiff-runtime) or set SKIFF_RUNTIME",
+        p.display()
+    );
+    p
+}
+
+fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "these tests need root (mounts, cgroups, namespaces)"
+    );
+    assert!(
+        Path::new(SHIM).is_file(),
+        "{SHIM} is missing (Debian's containerd package)"
+    );
+}
+
+struct Daemon {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    client: PathBuf,
+}
+
+fn ping(sock: &Path) -> bool {
+    let Ok(mut s) = UnixStream::connect(sock) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    if s.write_all(b"GET /_ping HTTP/1.0\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut out = String::new();
+    s.read_to_string(&mut out).is_ok() && out.ends_with("OK")
+}
+
+impl Daemon {
+    fn start() -> Self {
+        Self::with_client(PathBuf::from("docker"))
+    }
+
+    fn with_client(client: PathBuf) -> Self {
+        require_root();
+        let dir = tempfile::Builder::new()
+            .prefix("skiffd-ctr")
+            .tempdir()
+            .unwrap();
+        let mut d = Self {
+            child: None,
+            dir,
+            client,
+        };
+        d.spawn();
+        let archive = d.dir.path().join("busybox.tar");
+        Image::busybox().write_docker_archive(&archive).unwrap();
+        d.ok(&["load", "-i", archive.to_str().unwrap()]);
+        d
+    }
+
+    fn spawn(&mut self) {
+        assert!(self.child.is_none(), "skiffd is running");
+        let dir = self.dir.path();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("skiffd.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_skiffd"))
+            .arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("run"))
+            .arg("-H")
+            .arg(format!("unix://{}", dir.join("docker.sock").display()))
+            .arg("--add-runtime")
+            .arg(format!("skiff={}", skiff_binary().display()))
+            .arg("--shim")
+            .arg(SHIM)
+            .arg("--log-level")
+            .arg("debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !ping(&self.socket()) {
+            assert!(
+                Instant::now() < deadline,
+                "skiffd did not come up: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL skiffd (its shims and containers live on).
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("docker.sock")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("skiffd.log")).unwrap_or_default()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.client);
+        c.args(args)
+            .env("DOCKER_HOST", format!("unix://{}", self.socket().display()))
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn docker(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    fn tail_log(&self) -> String {
+        let l = self.log();
+        let lines: Vec<&str> = l.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    #[track_caller]
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?} failed ({}): {}{}\n--- skiffd log (tail) ---\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.tail_log()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs docker, returns (exit code, stdout, stderr).
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let out = self.docker(args);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // Through the API first: the daemon tears down tasks, mounts and cgroups properly.
+        if self.child.is_some() {
+            let ids = self.docker(&["ps", "-aq"]);
+            for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+                let _ = self.docker(&["rm", "-f", id]);
+            }
+        }
+        if let Some(mut c) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(i32::try_from(c.id()).unwrap());
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline && matches!(c.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // Then whatever a failure left: shims work in bundles under our temp dir.
+        let root = self.dir.path().display().to_string();
+        if let Ok(procs) = std::fs::read_dir("/proc") {
+            for p in procs.flatten() {
+                let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                    continue;
+                };
+                let cwd = std::fs::read_link(p.path().join("cwd")).unwrap_or_default();
+                if cwd.starts_with(&root) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+        }
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut ours: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| m.starts_with(&root))
+            .collect();
+        ours.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in ours {
+            let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+fn debian_client() -> Option<PathBuf> {
+    let out = Command::new(DEBIAN_DOCKER)
+        .args(["version", "--format", "{{.Client.Version}}"])
+        .env("DOCKER_HOST", "unix:///nonexistent.sock")
+        .output()
+        .ok()?;
+    let v = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if v.starts_with("20.10") {
+        Some(PathBuf::from(DEBIAN_DOCKER))
+    } else {
+        eprintln!("skipping the 20.10 client run: {DEBIAN_DOCKER} is {v:?}");
+        None
+    }
+}
+
+fn run_exit_codes_and_rm(d: &Daemon) {
+    assert_eq!(d.ok(&["run", "--rm", "busybox", "echo", "hi"]), "hi\n");
+    assert_eq!(d.ok(&["ps", "-aq"]), "", "--rm left the container");
+    let (code, _, _) = d.run(&["run", "busybox", "sh", "-c", "exit 3"]);
+    assert_eq!(code, 3);
+    let (code, out, _) = d.run(&[
+        "run",
+        "--rm",
+        "--runtime",
+        "runc",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 4",
+    ]);
+    assert_eq!((code, out.as_str()), (4, "out\n"));
+    // stdin through attach, closed at EOF (StdinOnce).
+    let mut c = d.command(&["run", "--rm", "-i", "busybox", "cat"]);
+    c.stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"through stdin\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "through stdin\n");
+    // A missing command is the runtime's error, surfaced by the daemon; the CLI exits 127.
+    let (code, _, err) = d.run(&["run", "--rm", "busybox", "/nonexistent"]);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("nonexistent"), "{err}");
+}
+
+#[test]
+fn run_exit_codes_and_rm_docker28() {
+    run_exit_codes_and_rm(&Daemon::start());
+}
+
+#[test]
+fn run_exit_codes_and_rm_docker20() {
+    if let Some(c) = debian_client() {
+        run_exit_codes_and_rm(&Daemon::with_client(c));
+    }
+}
+
+fn detached_lifecycle(d: &Daemon, runtime: &str) {
+    let id = d
+        .ok(&[
+            "run",
+            "-d",
+            "--runtime",
+            runtime,
+            "--name",
+            "loop",
+            "busybox",
+            "sh",
+            "-c",
+            "i=0; while true; do echo line $i; echo err $i >&2; i=$((i+1)); sleep 0.2; done",
+        ])
+        .trim()
+        .to_owned();
+    assert_eq!(id.len(), 64);
+    // logs -f follows until the container stops.
+    let follower = d
+        .command(&["logs", "-f", "loop"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    let ps = d.ok(&["ps", "--format", "{{.Names}} {{.State}}"]);
+    assert_eq!(ps.trim(), "loop running");
+    let t0 = Instant::now();
+    d.ok(&["stop", "-t", "1", "loop"]);
+    assert!(t0.elapsed() < Duration::from_secs(8));
+    let out = follower.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.starts_with("line 0\nline 1\n"), "{stdout}");
+    assert!(stderr.starts_with("err 0\n"), "{stderr}");
+    assert!(!stdout.contains("err"), "streams mixed: {stdout}");
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "--format",
+            "{{.State.Status}} {{.State.ExitCode}} {{.State.Running}}",
+            "loop"
+        ])
+        .trim(),
+        "exited 137 false"
+    );
+    // --tail and -t.
+    let (_, out, err) = d.run(&["logs", "--tail", "2", "loop"]);
+    assert_eq!(out.lines().count() + err.lines().count(), 2, "{out}{err}");
+    let (_, out, err) = d.run(&["logs", "-t", "--tail", "1", "loop"]);
+    let ts = out + &err;
+    assert!(ts.starts_with("20") && ts.contains("Z "), "{ts}");
+    let future = d.ok(&["logs", "--since", "2200-01-01T00:00:00Z", "loop"]);
+    assert_eq!(future, "");
+    // start again: same container, the log grows.
+    d.ok(&["start", "loop"]);
+    assert_eq!(
+        d.ok(&["inspect", "--format", "{{.State.Status}}", "loop"])
+            .trim(),
+        "running"
+    );
+    d.ok(&["restart", "-t", "0", "loop"]);
+    assert_eq!(
+        d.ok(&["inspect", "--format", "{{.State.Status}}", "loop"])
+            .trim(),
+        "running"
+    );
+    let (code, _, err) = d.run(&["rm", "loop"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("running"), "{err}");
+    d.ok(&["rm", "-f", "loop"]);
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+}
+
+#[test]
+fn detached_logs_stop_start_restart_rm_skiff() {
+    detached_lifecycle(&Daemon::start(), "skiff");
+}
+
+#[test]
+fn detached_logs_stop_start_restart_rm_runc() {
+    detached_lifecycle(&Daemon::start(), "runc");
+}
+
+#[test]
+fn detached_lifecycle_docker20() {
+    if let Some(c) = debian_client() {
+        detached_lifecycle(&Daemon::with_client(c), "skiff");
+    }
+}
+
+#[test]
+fn exec_plain_and_with_options() {
+    let d = Daemon::start();
+    d.ok(&["run", "-d", "--name", "box", "busybox", "sleep", "300"]);
+    assert_eq!(d.ok(&["exec", "box", "echo", "hi"]), "hi\n");
+    let (code, _, _) = d.run(&["exec", "box", "sh", "-c", "exit 5"]);
+    assert_eq!(code, 5);
+    assert_eq!(
+        d.ok(&[
+            "exec",
+            "-e",
+            "X=1",
+            "-w",
+            "/tmp",
+            "-u",
+            "1000",
+            "box",
+            "sh",
+            "-c",
+            "echo $X $(pwd) $(id -u)"
+        ]),
+        "1 /tmp 1000\n"
+    );
+    let mut c = d.command(&["exec", "-i", "box", "cat"]);
+    c.stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(b"abc\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "abc\n");
+    d.ok(&["exec", "-d", "box", "sh", "-c", "echo bg > /tmp/bg"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(d.ok(&["exec", "box", "cat", "/tmp/bg"]), "bg\n");
+    d.ok(&["stop", "-t", "0", "box"]);
+    let (code, _, err) = d.run(&["exec", "box", "true"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("not running"), "{err}");
+}
+
+#[test]
+fn interactive_run_and_exec_through_a_pty() {
+    let d = Daemon::start();
+    let mut c = d.command(&["run", "-it", "--rm", "busybox", "sh"]);
+    c.stdin(Stdio::null());
+    PtySession::check_interactive_shell(c, "docker run -it", 7, Duration::from_secs(30));
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+
+    d.ok(&["run", "-d", "--name", "sh1", "busybox", "sleep", "300"]);
+    let c = d.command(&["exec", "-it", "sh1", "sh"]);
+    PtySession::check_interactive_shell(c, "docker exec -it", 3, Duration::from_secs(30));
+    // A second tty exec (runc here: skiff fails it, see the report) reports a pty inside.
+    d.ok(&[
+        "run",
+        "-d",
+        "--runtime",
+        "runc",
+        "--name",
+        "sh2",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let c = d.command(&["exec", "-it", "sh2", "sh"]);
+    PtySession::check_interactive_shell(c, "docker exec -it (runc)", 0, Duration::from_secs(30));
+    assert!(
+        d.ok(&["exec", "-t", "sh2", "tty"]).contains("/dev/pts/"),
+        "exec -t gets no pty"
+    );
+}
+
+#[test]
+fn ps_inspect_wait_kill_pause_top_rename() {
+    let d = Daemon::start();
+    d.ok(&[
+        "run", "-d", "--name", "a", "-l", "role=web", "busybox", "sleep", "300",
+    ]);
+    d.ok(&["create", "--name", "b", "busybox", "true"]);
+    let ps = d.ok(&[
+        "ps",
+        "-a",
+        "--format",
+        "{{.Names}}|{{.Image}}|{{.State}}|{{.Command}}",
+    ]);
+    let mut rows: Vec<&str> = ps.lines().collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        vec![
+            "a|busybox|running|\"sleep 300\"",
+            "b|busybox|created|\"true\""
+        ]
+    );
+    assert_eq!(d.ok(&["ps", "-q"]).lines().count(), 1);
+    assert_eq!(
+        d.ok(&[
+            "ps",
+            "-a",
+            "--filter",
+            "label=role=web",
+            "--format",
+            "{{.Names}}"
+        ])
+        .trim(),
+        "a"
+    );
+    assert_eq!(
+        d.ok(&[
+            "ps",
+            "-a",
+            "--filter",
+            "status=created",
+            "--format",
+            "{{.Names}}"
+        ])
+        .trim(),
+        "b"
+    );
+    let inspect: serde_json::Value = serde_json::from_str(&d.ok(&["inspect", "a"])).unwrap();
+    let c = &inspect[0];
+    for k in ["State", "Config", "HostConfig", "NetworkSettings"] {
+        assert!(c[k].is_object(), "{k} missing: {c}");
+    }
+    assert_eq!(c["Config"]["Labels"]["role"], "web");
+    assert_eq!(c["Config"]["Cmd"], serde_json::json!(["sleep", "300"]));
+    assert!(c["State"]["Pid"].as_u64().unwrap() > 0);
+    assert_eq!(c["Name"], "/a");
+
+    let top = d.ok(&["top", "a"]);
+    assert!(top.contains("PID") && top.contains("sleep 300"), "{top}");
+
+    d.ok(&["pause", "a"]);
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "--format",
+            "{{.State.Status}} {{.State.Paused}}",
+            "a"
+        ])
+        .trim(),
+        "paused true"
+    );
+    d.ok(&["unpause", "a"]);
+    assert_eq!(
+        d.ok(&["inspect", "--format", "{{.State.Status}}", "a"])
+            .trim(),
+        "running"
+    );
+
+    d.ok(&["rename", "a", "a2"]);
+    // `docker wait` blocks until the kill below.
+    let waiter = d
+        .command(&["wait", "a2"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    d.ok(&["kill", "-s", "TERM", "a2"]);
+    std::thread::sleep(Duration::from_millis(300));
+    // sleep as pid 1 ignores SIGTERM (no handler): still running.
+    assert_eq!(
+        d.ok(&["inspect", "--format", "{{.State.Status}}", "a2"])
+            .trim(),
+        "running"
+    );
+    d.ok(&["kill", "-s", "SIGKILL", "a2"]);
+    let out = waiter.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "137");
+    assert_eq!(d.ok(&["wait", "a2"]).trim(), "137");
+    let (code, _, err) = d.run(&["kill", "a2"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("not running"), "{err}");
+    let (code, _, err) = d.run(&["inspect", "nope"]);
+    assert_ne!(code, 0);
+    assert!(err.to_lowercase().contains("no such"), "{err}");
+}
+
+#[test]
+fn host_config_reaches_the_container() {
+    let d = Daemon::start();
+    let env_file = d.file("env");
+    std::fs::write(&env_file, "FROM_FILE=yes\n").unwrap();
+    let host_dir = d.file("shared");
+    std::fs::create_dir(&host_dir).unwrap();
+    std::fs::write(host_dir.join("f"), "host file\n").unwrap();
+    let vol = format!("{}:/data:ro", host_dir.display());
+    let out = d.ok(&[
+        "run", "--rm", "-e", "A=1", "--env-file", env_file.to_str().unwrap(), "-w", "/work",
+        "-u", "1000:1000", "-h", "myhost", "-v", &vol, "--tmpfs", "/scratch",
+        "--shm-size", "8m", "--sysctl", "net.ipv4.ip_forward=1", "--ulimit", "nofile=100:200",
+        "--device", "/dev/null:/dev/mynull", "busybox", "sh", "-c",
+        "echo $A $FROM_FILE $(pwd) $(id -u):$(id -g) $(hostname) $(cat /etc/hostname); \
+         cat /data/f; touch /data/x 2>/dev/null || echo ro; df -k /dev/shm | tail -1 | awk '{print $2}'; \
+         cat /proc/sys/net/ipv4/ip_forward; ulimit -n; ulimit -Hn; test -c /dev/mynull && echo dev; \
+         touch /scratch/ok && echo tmpfs; grep -c localhost /etc/hosts",
+    ]);
+    assert_eq!(
+        out,
+        "1 yes /work 1000:1000 myhost myhost\nhost file\nro\n8192\n1\n100\n200\ndev\ntmpfs\n2\n"
+    );
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "/bin/sh",
+        "--cap-drop",
+        "ALL",
+        "--cap-add",
+        "CHOWN",
+        "--security-opt",
+        "no-new-privileges",
+        "busybox",
+        "-c",
+        "grep -E '^(CapBnd|NoNewPrivs|Seccomp):' /proc/self/status",
+    ]);
+    assert!(out.contains("CapBnd:\t0000000000000001"), "{out}");
+    assert!(out.contains("NoNewPrivs:\t1"), "{out}");
+    assert!(out.contains("Seccomp:\t2"), "{out}");
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "--security-opt",
+        "seccomp=unconfined",
+        "busybox",
+        "sh",
+        "-c",
+        "grep -E '^Seccomp:' /proc/self/status; grep CapBnd /proc/self/status",
+    ]);
+    assert!(out.contains("Seccomp:\t0"), "{out}");
+    assert!(!out.contains("CapBnd:\t00000000a80425fb"), "{out}");
+    let (code, out, _) = d.run(&["run", "--rm", "--read-only", "busybox", "touch", "/x"]);
+    assert_ne!(code, 0, "{out}");
+    // Resources land in the container's cgroup (v1 here; read from the host).
+    let id = d
+        .ok(&[
+            "run",
+            "-d",
+            "-m",
+            "64m",
+            "--cpus",
+            "0.5",
+            "--cpu-shares",
+            "512",
+            "--cpuset-cpus",
+            "0",
+            "--pids-limit",
+            "10",
+            "busybox",
+            "sleep",
+            "300",
+        ])
+        .trim()
+        .to_owned();
+    let cg = |p: &str| {
+        std::fs::read_to_string(format!("/sys/fs/cgroup/{p}")).map(|s| s.trim().to_owned())
+    };
+    if let Ok(mem) = cg(&format!("memory/skiff/{id}/memory.limit_in_bytes")) {
+        assert_eq!(mem, "67108864");
+        assert_eq!(
+            cg(&format!("cpu/skiff/{id}/cpu.cfs_quota_us")).unwrap(),
+            "50000"
+        );
+        assert_eq!(cg(&format!("cpu/skiff/{id}/cpu.shares")).unwrap(), "512");
+        assert_eq!(cg(&format!("pids/skiff/{id}/pids.max")).unwrap(), "10");
+    } else {
+        let mem = cg(&format!("skiff/{id}/memory.max")).unwrap();
+        assert_eq!(mem, "67108864");
+        assert_eq!(cg(&format!("skiff/{id}/pids.max")).unwrap(), "10");
+    }
+    // Host network sees the host's interfaces; the default (none) only lo.
+    let host_ifs = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "busybox",
+        "ls",
+        "/sys/class/net",
+    ]);
+    assert!(host_ifs.split_whitespace().count() > 1, "{host_ifs}");
+    assert_eq!(
+        d.ok(&["run", "--rm", "busybox", "ls", "/sys/class/net"])
+            .trim(),
+        "lo"
+    );
+}
+
+#[test]
+fn container_events_in_order() {
+    let d = Daemon::start();
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 1;
+    let (code, _, _) = d.run(&[
+        "run", "--rm", "--name", "ev", "busybox", "sh", "-c", "exit 2",
+    ]);
+    assert_eq!(code, 2);
+    let until = since + 30;
+    let out = d.ok(&[
+        "events",
+        "--since",
+        &since.to_string(),
+        "--until",
+        &std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            .saturating_add(1)
+            .min(until)
+            .to_string(),
+        "--filter",
+        "type=container",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}} {{index .Actor.Attributes \"exitCode\"}}",
+    ]);
+    let actions: Vec<&str> = out.lines().collect();
+    let pos = |a: &str| {
+        actions
+            .iter()
+            .position(|l| l.starts_with(a))
+            .unwrap_or_else(|| panic!("{a} missing in {actions:?}"))
+    };
+    assert!(pos("create") < pos("start"));
+    assert!(pos("start") < pos("die"));
+    assert!(pos("die") < pos("destroy"));
+    assert_eq!(actions[pos("die")], "die ev 2");
+}
+
+#[test]
+fn skiffd_kill9_and_restart_reconnects_running_containers() {
+    let mut d = Daemon::start();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "keeps",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done",
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ends",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1; exit 4",
+    ]);
+    let pid_before = d.ok(&["inspect", "--format", "{{.State.Pid}}", "keeps"]);
+    std::thread::sleep(Duration::from_millis(500));
+    d.kill9();
+    // "ends" exits while skiffd is down; "keeps" writes into its fifo meanwhile.
+    std::thread::sleep(Duration::from_millis(1500));
+    d.spawn();
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "--format",
+            "{{.State.Status}} {{.State.Pid}}",
+            "keeps"
+        ])
+        .trim(),
+        format!("running {}", pid_before.trim())
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = d.ok(&[
+            "inspect",
+            "--format",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            "ends",
+        ]);
+        if s.trim() == "exited 4" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the exit during the downtime was not noticed: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        d.ok(&["exec", "keeps", "echo", "still here"]),
+        "still here\n"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    d.ok(&["stop", "-t", "0", "keeps"]);
+    // The log has no gap: every tick from 0 to the last one.
+    let logs = d.ok(&["logs", "keeps"]);
+    let ticks: Vec<u32> = logs
+        .lines()
+        .filter_map(|l| l.strip_prefix("tick ").and_then(|n| n.parse().ok()))
+        .collect();
+    assert!(ticks.len() > 10, "{logs}");
+    assert!(
+        ticks.iter().enumerate().all(|(i, t)| *t as usize == i),
+        "gap in {ticks:?}"
+    );
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "--format",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            "keeps"
+        ])
+        .trim(),
+        "exited 137"
+    );
+}
+
+#[test]
+fn restart_policies_and_image_in_use() {
+    let d = Daemon::start();
+    // on-failure:2 — two restarts, then it stays exited.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 1",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = d.ok(&[
+            "inspect",
+            "--format",
+            "{{.State.Status}} {{.RestartCount}}",
+            "flaky",
+        ]);
+        if s.trim() == "exited 2" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "on-failure:2 did not settle: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // always — restarted after its own exit; `docker stop` ends it for good.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "again",
+        "--restart",
+        "always",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 0.3",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let n: u32 = d
+            .ok(&["inspect", "--format", "{{.RestartCount}}", "again"])
+            .trim()
+            .parse()
+            .unwrap();
+        if n >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "always did not restart");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    d.ok(&["stop", "-t", "0", "again"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        d.ok(&["inspect", "--format", "{{.State.Status}}", "again"])
+            .trim(),
+        "exited"
+    );
+    let (code, _, err) = d.run(&["run", "--rm", "--restart", "always", "busybox", "true"]);
+    assert_ne!(code, 0, "{err}");
+
+    // An image a container uses is not removed without force.
+    let (code, _, err) = d.run(&["rmi", "busybox"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("is using its referenced image"), "{err}");
+    let info = d.ok(&[
+        "info",
+        "--format",
+        "{{.Containers}} {{.ContainersStopped}} {{.DefaultRuntime}}",
+    ]);
+    assert_eq!(info.trim(), "2 2 skiff");
+    let df = d.ok(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"]);
+    assert!(df.contains("Containers 2"), "{df}");
+}
+
+#[test]
+fn run_pulls_a_missing_image_from_a_local_registry() {
+    let d = Daemon::start();
+    let reg = common::Registry::start();
+    let name = format!("{}/test/busybox:1", reg.host());
+    d.ok(&["tag", "busybox", &name]);
+    d.ok(&["push", &name]);
+    d.ok(&["rmi", &name]);
+    let (code, out, err) = d.run(&["run", "--rm", &name, "echo", "pulled"]);
+    assert_eq!((code, out.as_str()), (0, "pulled\n"), "{err}");
+    assert!(err.contains("Unable to find image"), "{err}");
+}
+
+#[test]
+fn shim_death_is_noticed_and_cleaned_up() {
+    let d = Daemon::start();
+    let id = d
+        .ok(&["run", "-d", "busybox", "sleep", "300"])
+        .trim()
+        .to_owned();
+    let pid: i32 = d
+        .ok(&["inspect", "--format", "{{.State.Pid}}", &id])
+        .trim()
+        .parse()
+        .unwrap();
+    let bundle = d.dir.path().join("data/containers").join(&id);
+    let shim = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|p| p.file_name().to_str()?.parse::<i32>().ok())
+        .find(|p| {
+            std::fs::read_link(format!("/proc/{p}/cwd")).is_ok_and(|c| c == bundle)
+                && std::fs::read_to_string(format!("/proc/{p}/comm"))
+                    .is_ok_and(|c| c.starts_with("containerd-shim"))
+        })
+        .expect("the shim serving the container");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(shim),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let s = d.ok(&[
+            "inspect",
+            "--format",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            &id,
+        ]);
+        if s.trim() == "exited 255" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "shim death not noticed: {s}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The shim's `delete` action force-deleted the container: its process is gone.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the container's process {pid} survived"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // And it starts again with a fresh shim.
+    d.ok(&["start", &id]);
+    assert_eq!(d.ok(&["exec", &id, "echo", "ok"]), "ok\n");
+}
+
+#[test]
+fn stats_diff_and_export() {
+    let d = Daemon::start();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "w",
+        "-m",
+        "64m",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /newfile; rm /bin/ls; sleep 300",
+    ]);
+    std::thread::sleep(Duration::from_millis(500));
+    let stats = d.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.MemUsage}} {{.PIDs}}",
+    ]);
+    assert!(
+        stats.starts_with("w ") && stats.contains("64MiB"),
+        "{stats}"
+    );
+    let diff = d.ok(&["diff", "w"]);
+    assert_eq!(diff, "C /bin\nD /bin/ls\nA /newfile\n");
+    let out = d
+        .command(&["export", "w"])
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut ar = tar::Archive::new(out.stdout.as_slice());
+    let names: Vec<String> = ar
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .any(|n| n.trim_start_matches("./") == "newfile"),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n.trim_start_matches("./") == "bin/sh"),
+        "{names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.trim_start_matches("./") == "bin/ls"),
+        "{names:?}"
+    );
+    // A stopped container exports too (its rootfs is mounted for the copy only).
+    d.ok(&["stop", "-t", "0", "w"]);
+    let out = d
+        .command(&["export", "w"])
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(out.status.success() && out.stdout.len() > 10_000);
+}
+
+/// docker-py (PyPI `docker`) as a client: run, detached run, exec, logs, stop, wait, remove.
+#[test]
+fn docker_py_smoke() {
+    let probe = Command::new("python3")
+        .args(["-c", "import docker"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipping: docker-py is not installed (pip install docker)");
+        return;
+    }
+    let d = Daemon::start();
+    let script = r#"
+import sys, docker
+c = docker.DockerClient(base_url=sys.argv[1])
+assert c.containers.run("busybox", ["echo", "hi"], remove=True) == b"hi\n"
+box = c.containers.run("busybox", ["sleep", "300"], detach=True, name="py", labels={"k": "v"})
+box.reload()
+assert box.status == "running", box.status
+code, out = box.exec_run(["sh", "-c", "echo from exec; exit 0"])
+assert (code, out) == (0, b"from exec\n"), (code, out)
+code, out = box.exec_run(["sh", "-c", "exit 3"])
+assert code == 3, code
+assert [x.name for x in c.containers.list(filters={"label": "k=v"})] == ["py"]
+box.stop(timeout=0)
+assert box.wait()["StatusCode"] == 137
+box.remove()
+assert c.containers.list(all=True) == []
+print("ok")
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, &format!("unix://{}", d.socket().display())])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        d.tail_log()
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
+}
+
+#[test]
+fn docker_cp_both_ways() {
+    let d = Daemon::start();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cp",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /srv/d && echo inside > /srv/d/f && ln -s /srv/d /srv/link && sleep 300",
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    // Out: a file and a directory.
+    let dst = d.file("out");
+    std::fs::create_dir(&dst).unwrap();
+    d.ok(&["cp", "cp:/srv/d/f", dst.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(dst.join("f")).unwrap(), "inside\n");
+    d.ok(&["cp", "cp:/srv/d", dst.join("dir").to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(dst.join("dir/f")).unwrap(),
+        "inside\n"
+    );
+    // Through a symlink inside the container.
+    d.ok(&[
+        "cp",
+        "cp:/srv/link/f",
+        dst.join("vialink").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(dst.join("vialink")).unwrap(),
+        "inside\n"
+    );
+    // In: a file to a directory and to a new name, and a directory.
+    let src = d.file("in.txt");
+    std::fs::write(&src, "from host\n").unwrap();
+    d.ok(&["cp", src.to_str().unwrap(), "cp:/srv/"]);
+    d.ok(&["cp", src.to_str().unwrap(), "cp:/srv/renamed"]);
+    let tree = d.file("tree");
+    std::fs::create_dir_all(tree.join("sub")).unwrap();
+    std::fs::write(tree.join("sub/x"), "x\n").unwrap();
+    d.ok(&["cp", tree.to_str().unwrap(), "cp:/srv/tree"]);
+    assert_eq!(
+        d.ok(&[
+            "exec",
+            "cp",
+            "cat",
+            "/srv/in.txt",
+            "/srv/renamed",
+            "/srv/tree/sub/x"
+        ]),
+        "from host\nfrom host\nx\n"
+    );
+    let (code, _, err) = d.run(&["cp", "cp:/nope", dst.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(err.contains("Could not find the file"), "{err}");
+    // A stopped container too.
+    d.ok(&["stop", "-t", "0", "cp"]);
+    d.ok(&["cp", "cp:/srv/renamed", dst.join("after").to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(dst.join("after")).unwrap(),
+        "from host\n"
+    );
+}
+
+#[test]
+fn commit_then_run_the_new_image() {
+    let d = Daemon::start();
+    d.ok(&[
+        "run",
+        "--name",
+        "src",
+        "-e",
+        "KEPT=1",
+        "busybox",
+        "sh",
+        "-c",
+        "echo committed > /hello; rm /bin/ls",
+    ]);
+    let id = d
+        .ok(&["commit", "-m", "a message", "src", "mine:1"])
+        .trim()
+        .to_owned();
+    assert!(id.starts_with("sha256:"), "{id}");
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "mine:1",
+            "sh",
+            "-c",
+            "cat /hello; test -e /bin/ls || echo ls-gone; echo $KEPT"
+        ]),
+        "committed\nls-gone\n1\n"
+    );
+    let history = d.ok(&["history", "--format", "{{.Comment}}", "mine:1"]);
+    assert_eq!(history.lines().next(), Some("a message"), "{history}");
+    // The bind-mount targets are not part of the layer.
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "mine:1",
+            "sh",
+            "-c",
+            "grep -c localhost /etc/hosts >/dev/null && echo ok"
+        ]),
+        "ok\n"
+    );
+}
