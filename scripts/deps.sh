@@ -43,6 +43,12 @@ if ((${#missing[@]} > 0)); then
 	fi
 fi
 
+# docker-py, a real Docker API client for skiffd's tests (PyPI).
+if ! python3 -c 'import docker' >/dev/null 2>&1; then
+	say "installing docker-py (pip)"
+	python3 -m pip install --quiet 'docker>=7,<8' || die "pip install docker failed"
+fi
+
 find_cargo
 rustup_hint="install a current Rust toolchain with rustup, with the rustfmt and clippy components (Debian's cargo is too old for edition 2024)"
 if ! command -v cargo >/dev/null 2>&1; then

@@ -1030,10 +1030,10 @@ fn docker_py_smoke() {
     let probe = Command::new("python3")
         .args(["-c", "import docker"])
         .output();
-    if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!("skipping: docker-py is not installed (pip install docker)");
-        return;
-    }
+    assert!(
+        probe.is_ok_and(|o| o.status.success()),
+        "docker-py is not installed: scripts/deps.sh installs it (pip install 'docker>=7,<8')"
+    );
     let d = Daemon::start();
     let script = r#"
 import sys, docker
