@@ -528,3 +528,40 @@ fn cgroup_mount_shows_the_container_cgroup() {
         assert_eq!(lines, ["50331648", "77", "1"], "cgroupns={cgroupns}: {out}");
     }
 }
+
+/// An update that the kernel refuses half-way leaves the previous limits in force (as runc).
+#[test]
+fn cgroup_failed_update_restores_the_previous_limits() {
+    require_root();
+    let (rt, mut bundle) = setup();
+    bundle.config_mut(|c| {
+        c["linux"]["resources"]["memory"] = json!({"limit": 134217728});
+    });
+    let c = running(&rt, &mut bundle, "cg-undo");
+    let memory = cgroup_dir(c.pid(), "memory").expect("memory cgroup");
+    let file = rt.scratch().join("resources.json");
+    // The memory limit is written first; the realtime runtime (the whole period, more than the
+    // parent grants) is then refused by the kernel.
+    fs::write(
+        &file,
+        json!({"memory": {"limit": 209715200},
+               "cpu": {"realtimeRuntime": 1000000, "realtimePeriod": 1000000}})
+        .to_string(),
+    )
+    .expect("write");
+    rt.cmd(["update", "-r"])
+        .arg(&file)
+        .arg(c.id())
+        .run()
+        .expect_failure();
+    assert_eq!(read(&memory, "memory.limit_in_bytes"), "134217728");
+    let saved: Value = serde_json::from_str(
+        &fs::read_to_string(rt.root().join(c.id()).join("state.json")).expect("state.json"),
+    )
+    .expect("json");
+    assert_eq!(
+        saved["config"]["linux"]["resources"]["memory"]["limit"], 134217728,
+        "{}",
+        saved["config"]["linux"]["resources"]
+    );
+}

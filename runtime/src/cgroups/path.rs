@@ -388,6 +388,24 @@ pub fn resolve(
     )
 }
 
+/// A container's cgroup must not be the runtime's own cgroup or one of its ancestors: `delete`
+/// and `kill --all` would kill the caller (a shim, a shell) with it, and `destroy` would try to
+/// remove it.
+fn refuse_own(raw: &str, cg: &str, own: Option<&str>) -> Result<(), CgroupError> {
+    let Some(own) = own else {
+        return Ok(());
+    };
+    let cg = cg.trim_end_matches('/');
+    let inside = own == cg || own.starts_with(&format!("{cg}/")) || cg.is_empty();
+    if inside {
+        return Err(CgroupError::InvalidPath {
+            path: raw.to_string(),
+            reason: "it names the runtime's own cgroup or one of its parents, which a container cannot own",
+        });
+    }
+    Ok(())
+}
+
 /// [`resolve`] over given mount table and own-cgroup contents (pure; for tests).
 /// `systemd` is `None` for the cgroupfs driver, `Some(systemd_is_running)` for
 /// `--systemd-cgroup`.
@@ -456,6 +474,7 @@ pub fn resolve_in(
                     .unwrap_or("/");
                 join_cg(parent, &inner)
             };
+            refuse_own(raw, &cg, own.v2.as_deref())?;
             let dir = dir_in(m, &cg);
             let path = dir
                 .strip_prefix(&m.point)
@@ -476,6 +495,7 @@ pub fn resolve_in(
                     } else {
                         join_cg(own.v1.get(c).map(String::as_str).unwrap_or("/"), &inner)
                     };
+                    refuse_own(raw, &cg, own.v1.get(c).map(String::as_str))?;
                     let dir = if absolute {
                         m.point.join(cg.trim_start_matches('/'))
                     } else {
@@ -674,6 +694,30 @@ mod tests {
                 "{p}"
             );
         }
+    }
+
+    #[test]
+    fn the_runtimes_own_cgroup_and_its_parents_are_refused() {
+        let h =
+            Hierarchies::parse("30 1 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n");
+        let own = OwnCgroups::parse("0::/user.slice/user-0.slice/session-1.scope\n");
+        for p in [
+            "session-1.scope",
+            "/user.slice/user-0.slice/session-1.scope",
+            "/user.slice",
+        ] {
+            let err = resolve_in(&h, &own, Some(p), "c1", None).expect_err(p);
+            assert!(err.to_string().contains("own cgroup"), "{p}: {err}");
+        }
+        // A sibling, or a name that only shares a prefix, is fine.
+        for p in ["session-1.scopex", "/user.slice/user-0.slice/other"] {
+            assert!(resolve_in(&h, &own, Some(p), "c1", None).is_ok(), "{p}");
+        }
+        let h = Hierarchies::parse(
+            "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n36 31 0:33 / /sys/fs/cgroup/devices rw - cgroup cgroup rw,devices\n",
+        );
+        let own = OwnCgroups::parse("4:memory:/process_api/abc\n1:devices:/\n");
+        assert!(resolve_in(&h, &own, Some("/process_api"), "c1", None).is_err());
     }
 
     #[test]

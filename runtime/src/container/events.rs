@@ -59,7 +59,9 @@ pub fn events(
         return emit(out, &stats_event(&cgroup)?);
     }
     let mut oom = cgroup.oom_watcher()?;
-    let mut next_stats = Instant::now() + interval;
+    let mut next_stats = Instant::now()
+        .checked_add(interval)
+        .unwrap_or_else(Instant::now);
     while dir.status(&state) != Status::Stopped {
         let wait = next_stats.saturating_duration_since(Instant::now());
         // Bounded so that a stopped container is noticed within a second.
@@ -78,8 +80,22 @@ pub fn events(
         }
         if Instant::now() >= next_stats && dir.status(&state) != Status::Stopped {
             emit(out, &stats_event(&cgroup)?)?;
-            next_stats = Instant::now() + interval;
+            next_stats = Instant::now()
+                .checked_add(interval)
+                .unwrap_or_else(Instant::now);
         }
+    }
+    // An OOM kill is often what stopped the container: report one that arrived after the last
+    // wait.
+    if let Ok(Some(OomEvent::Oom)) = oom.read_event() {
+        emit(
+            out,
+            &Event {
+                typ: "oom",
+                id,
+                data: None,
+            },
+        )?;
     }
     Ok(())
 }
@@ -111,7 +127,10 @@ pub fn parse_interval(s: &str) -> Result<Duration, String> {
             "h" => n * 3600.0,
             _ => return Err(bad()),
         };
-        total += Duration::from_secs_f64(secs);
+        total = Duration::try_from_secs_f64(secs)
+            .ok()
+            .and_then(|d| total.checked_add(d))
+            .ok_or_else(bad)?;
         rest = tail;
     }
     if total.is_zero() {
@@ -132,5 +151,6 @@ mod tests {
         assert!(parse_interval("0s").is_err());
         assert!(parse_interval("5").is_err());
         assert!(parse_interval("fast").is_err());
+        assert!(parse_interval("99999999999999999999999h").is_err());
     }
 }

@@ -13,9 +13,8 @@ pub fn pids(root: &Path, id: &str) -> Result<Vec<i32>, Error> {
         // The cgroup may still exist (with nothing in it) until delete.
         return Ok(Vec::new());
     }
-    let mut pids = manager(&state)?.pids()?;
-    pids.sort_unstable();
-    Ok(pids)
+    // Sorted and without duplicates already (Manager::pids).
+    Ok(manager(&state)?.pids()?)
 }
 
 /// One row of `ps`'s table, read from `/proc/<pid>` (runc runs the host's `ps -ef` and

@@ -49,14 +49,28 @@ pub fn update(opts: &UpdateOptions) -> Result<(), Error> {
         None => LinuxResources::default(),
     };
     apply_flags(&mut resources, &opts.flags);
-    manager(&state)?.update(&resources)?;
-
-    let mut config = state.config.clone();
-    if let Some(linux) = config.linux_mut() {
-        let merged = merge(linux.resources().clone().unwrap_or_default(), &resources);
+    let old = state
+        .config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().clone())
+        .unwrap_or_default();
+    // The update laid over the saved limits is what is written, as runc's `Set` does: a field
+    // given alone (a swap limit without a memory limit) is computed against the others.
+    let merged = merge(old.clone(), &resources);
+    let cgroup = manager(&state)?;
+    if let Err(e) = cgroup.update(&merged) {
+        // Some limits may already be written: put the previous ones back so that the kernel and
+        // the saved configuration agree (runc does the same). A failure of that is logged; the
+        // caller sees the original error.
+        if let Err(undo) = cgroup.update(&old) {
+            tracing::warn!(error = %undo, "cannot restore the previous limits after a failed update");
+        }
+        return Err(e.into());
+    }
+    if let Some(linux) = state.config.linux_mut() {
         linux.set_resources(Some(merged));
     }
-    state.config = config;
     dir.save(&state)?;
     Ok(())
 }
