@@ -1,15 +1,103 @@
 #!/usr/bin/env bash
-# Build skiff, make a busybox bundle, run one container with `skiff run` and show what it sees
-# next to what the host sees: its own hostname (UTS namespace), pid 1 (PID namespace) and its
-# own mount table (mount namespace + pivot_root). Run as root on Debian; see README.md.
+# The demo of README.md. Run as root on Debian.
+#
+# scripts/demo.sh: skiffd + the docker CLI. Builds skiffd, skiff, the shim and the init
+# (release), starts skiffd on a socket under a temp dir, loads the tests' busybox image, runs
+# `docker run --rm busybox …` and `docker run --rm --init busybox ps`, then stops skiffd (by pid)
+# and removes everything.
+#
+# scripts/demo.sh --runtime-only: the runtime alone. Builds skiff, makes a busybox bundle, runs
+# one container with `skiff run` and shows what it sees next to what the host sees: its own
+# hostname (UTS namespace), pid 1 (PID namespace) and its own mount table (mount namespace +
+# pivot_root).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "${SKIFF_REPO}"
 
+mode=docker
+case "${1:-}" in
+"") ;;
+--runtime-only) mode=runtime ;;
+-h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' && exit 0 ;;
+*) die "unknown argument: $1 (try --help)" ;;
+esac
+
 require_root "containers need namespaces, mounts and cgroups"
 scripts/deps.sh
 find_cargo
+
+demo_docker() {
+	local docker tmp skiffd_pid=""
+	docker="$(command -v docker)" || die "the docker CLI is missing (scripts/deps.sh installs it)"
+	say "building skiffd, skiff, containerd-shim-skiff-v2 and skiff-init (release)"
+	cargo build --release --quiet -p skiffd -p skiff-runtime -p containerd-shim-skiff \
+		-p skiff-init -p skiff-tests --bin skiffd --bin skiff --bin containerd-shim-skiff-v2 \
+		--bin skiff-init --bin mkimage
+	# skiffd finds the shim, skiff and skiff-init next to itself: target/release/.
+	tmp="$(mktemp -d /tmp/skiffd-demo.XXXXXX)"
+	stop_skiffd() {
+		[[ -n "${skiffd_pid}" ]] || return 0
+		"${docker}" -H "unix://${tmp}/docker.sock" rm -f demo >/dev/null 2>&1 || true
+		kill -TERM "${skiffd_pid}" 2>/dev/null || true
+		for _ in $(seq 150); do
+			kill -0 "${skiffd_pid}" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "${skiffd_pid}" 2>/dev/null || true
+		wait "${skiffd_pid}" 2>/dev/null || true
+		skiffd_pid=""
+	}
+	cleanup() {
+		stop_skiffd
+		# Mounts a killed skiffd may have left (container rootfs overlays) go before the files.
+		awk -v dir="${tmp}/" 'index($5, dir) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
+			while read -r m; do umount -l "${m}" || true; done
+		rm -rf "${tmp}"
+	}
+	trap cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+
+	say "starting skiffd on unix://${tmp}/docker.sock (data root ${tmp}/data)"
+	target/release/skiffd --data-root "${tmp}/data" --exec-root "${tmp}/run" \
+		-H "unix://${tmp}/docker.sock" --log-level warn 2>"${tmp}/skiffd.log" &
+	skiffd_pid=$!
+	export DOCKER_HOST="unix://${tmp}/docker.sock" DOCKER_CONFIG="${tmp}/docker-config"
+	for _ in $(seq 300); do
+		"${docker}" version >/dev/null 2>&1 && break
+		kill -0 "${skiffd_pid}" 2>/dev/null || die "skiffd exited: $(tail -n 5 "${tmp}/skiffd.log")"
+		sleep 0.1
+	done
+	"${docker}" version --format 'docker {{.Client.Version}} → {{.Server.Os}} server {{.Server.Version}} (API {{.Server.APIVersion}})'
+
+	say "loading the busybox test image"
+	target/release/mkimage --docker-archive "${tmp}/busybox.tar" >/dev/null
+	"${docker}" load -i "${tmp}/busybox.tar"
+
+	# shellcheck disable=SC2016 # expanded by the container's shell
+	local script='echo "hello from $(hostname), pid $$ in its own pid namespace"; echo "processes: $(ls -d /proc/[0-9]* | wc -l)"; echo "root: $(df -h / | awk '"'"'NR == 2 { print $1 }'"'"')"; exit 3'
+	echo
+	echo "\$ docker run --rm busybox sh -c '…; exit 3'"
+	local status=0
+	"${docker}" run --rm busybox sh -c "${script}" || status=$?
+	echo "(exit status ${status}: the container's)"
+	echo
+	echo "\$ docker run --rm --init busybox ps -o pid,ppid,comm"
+	"${docker}" run --rm --init busybox ps -o pid,ppid,comm
+	echo
+	echo "\$ docker run -d --name demo busybox sh -c 'while :; do date; sleep 1; done'; docker logs demo"
+	"${docker}" run -d --name demo busybox sh -c 'while :; do date; sleep 1; done' >/dev/null
+	sleep 2.5
+	"${docker}" ps --format 'table {{.Names}}\t{{.Image}}\t{{.Status}}'
+	"${docker}" logs demo
+	"${docker}" rm -f demo >/dev/null
+	echo
+	stop_skiffd
+	say "skiffd stopped; removing ${tmp}"
+}
+
+demo_runtime() {
 
 say "building skiff and the bundle tool (cargo build --release)"
 cargo build --release --quiet -p skiff-runtime -p skiff-tests
@@ -82,3 +170,10 @@ printf '%-22s %-24s %s\n' "mounts (mountinfo)" "$(wc -l </proc/self/mountinfo)" 
 printf '%-22s %-24s %s\n' "processes in /proc" "${#host_pids[@]}" "$(wc -w <<<"${container_pids}") (pids: ${container_pids})"
 printf '\nthe container'"'"'s mount table:\n'
 sed -n '/^--- /,$p' "${out}" | tail -n +2
+}
+
+if [[ "${mode}" == docker ]]; then
+	demo_docker
+else
+	demo_runtime
+fi

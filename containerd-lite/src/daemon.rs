@@ -45,6 +45,8 @@ pub struct Config {
     pub default_runtime: String,
     /// The shim binary (containerd shim v2).
     pub shim: PathBuf,
+    /// The init of `--init` containers (`skiff-init`); None when none was found.
+    pub init: Option<PathBuf>,
 }
 
 /// Errors while starting the daemon.
@@ -182,6 +184,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             publish_binary,
             runtime_root: config.exec_root.join("runtime"),
         },
+        init: config.init.clone(),
     };
     let containers = Arc::new(
         crate::containers::ContainerService::new(

@@ -1,6 +1,6 @@
 //! `skiffd`: parse flags, set up logging, run the daemon until SIGTERM/SIGINT.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -26,9 +26,14 @@ struct Cli {
     /// The runtime of containers created without `--runtime`.
     #[arg(long, default_value = "skiff")]
     default_runtime: String,
-    /// The containerd shim v2 binary tasks run under.
-    #[arg(long, default_value = "containerd-shim-runc-v2")]
+    /// The containerd shim v2 binary tasks run under: a path, or a name looked up next to
+    /// skiffd, then on PATH (`containerd-shim-runc-v2` runs the stock Go shim).
+    #[arg(long, default_value = DEFAULT_SHIM)]
     shim: PathBuf,
+    /// The init `--init` runs as the container's pid 1 (default: `skiff-init` next to skiffd,
+    /// then on PATH).
+    #[arg(long)]
+    init_path: Option<PathBuf>,
     /// Log level: error, warn, info, debug, trace.
     #[arg(long, default_value = "info")]
     log_level: tracing::Level,
@@ -47,6 +52,30 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Our shim, `containerd-shim-skiff-v2` (crate `shim/`).
+const DEFAULT_SHIM: &str = "containerd-shim-skiff-v2";
+/// Our init for `--init` (crate `init/`).
+const DEFAULT_INIT: &str = "skiff-init";
+
+/// A binary next to skiffd (the install layout of `scripts/build-static.sh` and of cargo's
+/// target directory).
+fn next_to_me(name: &str) -> Option<PathBuf> {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join(name)))
+        .filter(|p| p.is_file())
+}
+
+/// A flag naming a binary: a path is taken as is; a bare name is looked up next to skiffd,
+/// then on PATH.
+fn find_binary(flag: &Path) -> Option<PathBuf> {
+    if flag.components().count() > 1 {
+        return Some(flag.to_owned());
+    }
+    let name = flag.to_string_lossy();
+    next_to_me(&name).or_else(|| find_on_path(&name))
 }
 
 fn find_on_path(name: &str) -> Option<PathBuf> {
@@ -68,11 +97,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .map(|h| daemon::parse_host(h))
         .collect::<Result<Vec<_>, _>>()?;
     let mut runtimes = std::collections::BTreeMap::new();
-    let next_to_me = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.join("skiff")));
-    for (name, extra) in [("skiff", next_to_me), ("runc", None), ("crun", None)] {
-        if let Some(p) = find_on_path(name).or(extra.filter(|p| p.is_file())) {
+    for (name, extra) in [
+        ("skiff", next_to_me("skiff")),
+        ("runc", None),
+        ("crun", None),
+    ] {
+        if let Some(p) = find_on_path(name).or(extra) {
             runtimes.insert(name.to_owned(), p);
         }
     }
@@ -83,14 +113,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         runtimes.insert(name.to_owned(), PathBuf::from(path));
     }
     // A missing shim is reported when a container starts: image work needs none.
-    let shim = if cli.shim.components().count() > 1 {
-        cli.shim
-    } else {
-        find_on_path(&cli.shim.to_string_lossy()).unwrap_or_else(|| {
-            tracing::warn!(shim = %cli.shim.display(), "shim not found on PATH; containers cannot start");
-            cli.shim.clone()
-        })
-    };
+    let shim = find_binary(&cli.shim).unwrap_or_else(|| {
+        tracing::warn!(shim = %cli.shim.display(), "shim not found next to skiffd or on PATH; containers cannot start");
+        cli.shim.clone()
+    });
+    // A missing init fails `--init` containers only.
+    let init = cli
+        .init_path
+        .clone()
+        .or_else(|| find_binary(Path::new(DEFAULT_INIT)));
+    if let Some(p) = &init {
+        tracing::debug!(init = %p.display(), "init for --init");
+    }
     let config = Config {
         data_root: cli.data_root,
         exec_root: cli.exec_root,
@@ -98,6 +132,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         runtimes,
         default_runtime: cli.default_runtime,
         shim,
+        init,
     };
     // One thread for the API; store work runs on the blocking pool.
     let rt = tokio::runtime::Builder::new_current_thread()

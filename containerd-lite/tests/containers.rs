@@ -1,6 +1,9 @@
 //! End-to-end: containers through skiffd with the real docker CLI (28.x on PATH; Debian's 20.10
-//! at `/usr/bin/docker` for a subset), tasks through the stock `containerd-shim-runc-v2` with
-//! `skiff` (the default) or `runc` (`--runtime runc`) as its `BinaryName`.
+//! at `/usr/bin/docker` for a subset), tasks through our `containerd-shim-skiff-v2` (skiffd's
+//! default, found next to skiffd: the tests build it) with `skiff` (the default) or `runc`
+//! (`--runtime runc`) as its `BinaryName`. The key scenarios (run and exit codes, detached
+//! lifecycle with logs, `exec -it`, `kill -9` of skiffd and reconnect, shim death) run again
+//! through Debian's stock `containerd-shim-runc-v2` (`--shim`): the contract holds both ways.
 //!
 //! Needs root (mounts, cgroups). Each test owns a skiffd on a temp data root and socket; its
 //! Drop guard removes every container through the API, stops skiffd, then kills any shim still
@@ -21,7 +24,17 @@ use skiff_tests::image::Image;
 use skiff_tests::pty::PtySession;
 
 const DEBIAN_DOCKER: &str = "/usr/bin/docker";
-const SHIM: &str = "/usr/bin/containerd-shim-runc-v2";
+/// Debian's stock Go shim.
+const GO_SHIM: &str = "/usr/bin/containerd-shim-runc-v2";
+
+/// Which shim a test's skiffd starts tasks through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ShimKind {
+    /// `containerd-shim-skiff-v2`, skiffd's default (no `--shim`).
+    Skiff,
+    /// The stock `containerd-shim-runc-v2` (`--shim /usr/bin/containerd-shim-runc-v2`).
+    Go,
+}
 
 /// The skiff runtime: `$SKIFF_RUNTIME`, else the `skiff` built next to skiffd.
 fn skiff_binary() -> PathBuf {
@@ -45,16 +58,25 @@ fn require_root() {
         nix::unistd::geteuid().is_root(),
         "these tests need root (mounts, cgroups, namespaces)"
     );
-    assert!(
-        Path::new(SHIM).is_file(),
-        "{SHIM} is missing (Debian's containerd package)"
-    );
+}
+
+fn require_shim(kind: ShimKind) {
+    match kind {
+        ShimKind::Skiff => {
+            common::build_next_to_skiffd("containerd-shim-skiff", "containerd-shim-skiff-v2");
+        }
+        ShimKind::Go => assert!(
+            Path::new(GO_SHIM).is_file(),
+            "{GO_SHIM} is missing (Debian's containerd package)"
+        ),
+    }
 }
 
 struct Daemon {
     child: Option<Child>,
     dir: tempfile::TempDir,
     client: PathBuf,
+    shim: ShimKind,
 }
 
 fn ping(sock: &Path) -> bool {
@@ -75,7 +97,16 @@ impl Daemon {
     }
 
     fn with_client(client: PathBuf) -> Self {
+        Self::with(client, ShimKind::Skiff)
+    }
+
+    fn with_shim(shim: ShimKind) -> Self {
+        Self::with(PathBuf::from("docker"), shim)
+    }
+
+    fn with(client: PathBuf, shim: ShimKind) -> Self {
         require_root();
+        require_shim(shim);
         let dir = tempfile::Builder::new()
             .prefix("skiffd-ctr")
             .tempdir()
@@ -84,6 +115,7 @@ impl Daemon {
             child: None,
             dir,
             client,
+            shim,
         };
         d.spawn();
         let archive = d.dir.path().join("busybox.tar");
@@ -100,8 +132,8 @@ impl Daemon {
             .append(true)
             .open(dir.join("skiffd.log"))
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_skiffd"))
-            .arg("--data-root")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_skiffd"));
+        cmd.arg("--data-root")
             .arg(dir.join("data"))
             .arg("--exec-root")
             .arg(dir.join("run"))
@@ -109,14 +141,14 @@ impl Daemon {
             .arg(format!("unix://{}", dir.join("docker.sock").display()))
             .arg("--add-runtime")
             .arg(format!("skiff={}", skiff_binary().display()))
-            .arg("--shim")
-            .arg(SHIM)
             .arg("--log-level")
             .arg("debug")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+            .arg("--init-path")
+            .arg(common::static_init());
+        if self.shim == ShimKind::Go {
+            cmd.arg("--shim").arg(GO_SHIM);
+        }
+        let child = cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap();
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while !ping(&self.socket()) {
@@ -297,6 +329,11 @@ fn run_exit_codes_and_rm_docker28() {
 }
 
 #[test]
+fn run_exit_codes_and_rm_go_shim() {
+    run_exit_codes_and_rm(&Daemon::with_shim(ShimKind::Go));
+}
+
+#[test]
 fn run_exit_codes_and_rm_docker20() {
     if let Some(c) = debian_client() {
         run_exit_codes_and_rm(&Daemon::with_client(c));
@@ -388,6 +425,16 @@ fn detached_logs_stop_start_restart_rm_runc() {
 }
 
 #[test]
+fn detached_logs_stop_start_restart_rm_go_shim_skiff() {
+    detached_lifecycle(&Daemon::with_shim(ShimKind::Go), "skiff");
+}
+
+#[test]
+fn detached_logs_stop_start_restart_rm_go_shim_runc() {
+    detached_lifecycle(&Daemon::with_shim(ShimKind::Go), "runc");
+}
+
+#[test]
 fn detached_lifecycle_docker20() {
     if let Some(c) = debian_client() {
         detached_lifecycle(&Daemon::with_client(c), "skiff");
@@ -434,7 +481,15 @@ fn exec_plain_and_with_options() {
 
 #[test]
 fn interactive_run_and_exec_through_a_pty() {
-    let d = Daemon::start();
+    interactive(&Daemon::start());
+}
+
+#[test]
+fn interactive_run_and_exec_through_a_pty_go_shim() {
+    interactive(&Daemon::with_shim(ShimKind::Go));
+}
+
+fn interactive(d: &Daemon) {
     let mut c = d.command(&["run", "-it", "--rm", "busybox", "sh"]);
     c.stdin(Stdio::null());
     PtySession::check_interactive_shell(c, "docker run -it", 7, Duration::from_secs(30));
@@ -725,7 +780,15 @@ fn container_events_in_order() {
 
 #[test]
 fn skiffd_kill9_and_restart_reconnects_running_containers() {
-    let mut d = Daemon::start();
+    kill9_and_reconnect(Daemon::start());
+}
+
+#[test]
+fn skiffd_kill9_and_restart_reconnects_running_containers_go_shim() {
+    kill9_and_reconnect(Daemon::with_shim(ShimKind::Go));
+}
+
+fn kill9_and_reconnect(mut d: Daemon) {
     d.ok(&[
         "run",
         "-d",
@@ -906,7 +969,15 @@ fn run_pulls_a_missing_image_from_a_local_registry() {
 
 #[test]
 fn shim_death_is_noticed_and_cleaned_up() {
-    let d = Daemon::start();
+    shim_death(&Daemon::start());
+}
+
+#[test]
+fn shim_death_is_noticed_and_cleaned_up_go_shim() {
+    shim_death(&Daemon::with_shim(ShimKind::Go));
+}
+
+fn shim_death(d: &Daemon) {
     let id = d
         .ok(&["run", "-d", "busybox", "sleep", "300"])
         .trim()
@@ -927,6 +998,17 @@ fn shim_death_is_noticed_and_cleaned_up() {
                     .is_ok_and(|c| c.starts_with("containerd-shim"))
         })
         .expect("the shim serving the container");
+    // The shim skiffd was configured with (a proof the parametrization is real).
+    let exe = std::fs::read_link(format!("/proc/{shim}/exe")).unwrap();
+    let want = match d.shim {
+        ShimKind::Skiff => "containerd-shim-skiff-v2",
+        ShimKind::Go => "containerd-shim-runc-v2",
+    };
+    assert!(
+        exe.ends_with(want),
+        "{} serves the container",
+        exe.display()
+    );
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(shim),
         nix::sys::signal::Signal::SIGKILL,
@@ -1179,4 +1261,73 @@ fn commit_then_run_the_new_image() {
         ]),
         "ok\n"
     );
+}
+
+/// `--init`: skiff-init (static, bind-mounted at /sbin/docker-init) is pid 1 and the command its
+/// child; it forwards `docker stop`'s SIGTERM (a bare `sleep` as pid 1 ignores it), reaps
+/// orphans and exits with the command's status.
+#[test]
+fn init_is_pid_1_forwards_signals_and_reaps() {
+    let d = Daemon::start();
+    let ps = d.ok(&[
+        "run",
+        "--rm",
+        "--init",
+        "busybox",
+        "ps",
+        "-o",
+        "pid,ppid,comm",
+    ]);
+    let rows: Vec<Vec<&str>> = ps
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(rows.contains(&vec!["1", "0", "docker-init"]), "{ps}");
+    assert!(
+        rows.iter().any(|r| r[1] == "1" && r[2] == "ps"),
+        "ps is not the init's child: {ps}"
+    );
+    let (code, _, _) = d.run(&["run", "--rm", "--init", "busybox", "sh", "-c", "exit 3"]);
+    assert_eq!(code, 3);
+
+    // SIGTERM reaches the command: stop ends it at once (without --init: the 10 s timeout).
+    d.ok(&[
+        "run", "-d", "--init", "--name", "s", "busybox", "sleep", "300",
+    ]);
+    assert_eq!(
+        d.ok(&["inspect", "--format", "{{.HostConfig.Init}}", "s"])
+            .trim(),
+        "true"
+    );
+    let t0 = Instant::now();
+    d.ok(&["stop", "-t", "10", "s"]);
+    assert!(
+        t0.elapsed() < Duration::from_secs(4),
+        "stop took {:?}: SIGTERM not forwarded",
+        t0.elapsed()
+    );
+    assert_eq!(
+        d.ok(&["inspect", "--format", "{{.State.ExitCode}}", "s"])
+            .trim(),
+        "143"
+    );
+
+    // An orphan (its parent subshell exits at once) is reparented to pid 1 and reaped there.
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--init",
+        "busybox",
+        "sh",
+        "-c",
+        "(sleep 0.2 &); sleep 1; ps -o pid,ppid,stat,comm",
+    ]);
+    assert!(
+        !out.lines()
+            .skip(1)
+            .any(|l| l.split_whitespace().nth(2) == Some("Z")),
+        "a zombie was left: {out}"
+    );
+    assert!(!out.contains("sleep 0.2"), "{out}");
 }

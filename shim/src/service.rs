@@ -47,6 +47,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// before its TaskExit goes out anyway: a process can outlive SIGKILL (uninterruptible sleep,
 /// a v1-frozen cgroup), and containerd must still see the task exit.
 pub const EXEC_EXIT_GRACE: Duration = Duration::from_secs(2);
+/// How long Delete waits for a process's output copies to end (the Go shim: 2 s).
+pub const OUTPUT_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The task service.
 #[derive(Debug)]
@@ -363,6 +365,22 @@ impl Service {
     }
 
     fn do_delete(&self, req: &DeleteRequest) -> Result<DeleteResponse> {
+        // First, without the table lock: let the output copies finish (bounded), so the
+        // client has all of the process's output once Delete answers.
+        let io = {
+            let mut table = self.lock();
+            let c = Self::container_mut(&mut table, &req.id)?;
+            let p = if req.exec_id.is_empty() {
+                &c.init
+            } else {
+                c.process(&req.exec_id)?
+            };
+            p.state.check_delete()?;
+            p.io.clone()
+        };
+        if !io.wait_output(OUTPUT_DRAIN_TIMEOUT) {
+            tracing::warn!(id = %req.id, exec = %req.exec_id, "output still open {OUTPUT_DRAIN_TIMEOUT:?} after the exit (a child kept stdout); deleting anyway");
+        }
         let mut table = self.lock();
         let c = Self::container_mut(&mut table, &req.id)?;
         if !req.exec_id.is_empty() {

@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use nix::fcntl::OFlag;
 
@@ -48,13 +48,64 @@ pub struct StdioPaths {
     pub terminal: bool,
 }
 
-/// The shim's side of a process's stdio, kept for CloseIO and ResizePty.
+/// The shim's side of a process's stdio, kept for CloseIO, ResizePty and Delete.
 #[derive(Debug, Clone, Default)]
 pub struct ProcessIo {
     stdin: Arc<Mutex<Option<File>>>,
     stdin_path: String,
     stdin_opened: Arc<AtomicBool>,
     console: Option<Arc<File>>,
+    outputs: Arc<Outputs>,
+}
+
+/// The output copies of a process that are still running. Delete waits for them (bounded,
+/// the Go shim's `waitTimeout(&p.wg, 2s)`), so once Delete answers the client's fifos hold
+/// every byte the process wrote: a client that drains its fifos after Delete loses nothing.
+#[derive(Debug, Default)]
+struct Outputs {
+    running: Mutex<usize>,
+    done: Condvar,
+}
+
+/// One running output copy; counted down when its thread ends.
+#[derive(Debug)]
+struct OutputGuard(Arc<Outputs>);
+
+impl Outputs {
+    fn start(self: &Arc<Self>) -> OutputGuard {
+        *self.running.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        OutputGuard(self.clone())
+    }
+
+    /// Whether every copy ended within `timeout`.
+    fn wait(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        while *running > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            running = self
+                .done
+                .wait_timeout(running, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
+}
+
+impl Drop for OutputGuard {
+    fn drop(&mut self) {
+        let mut running = self
+            .0
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *running = running.saturating_sub(1);
+        self.0.done.notify_all();
+    }
 }
 
 /// Stdio prepared before the runtime CLI runs.
@@ -95,8 +146,8 @@ impl Prepared {
             )?;
             Stdio::from(r)
         };
-        let stdout = output_stream(&paths.stdout)?;
-        let stderr = output_stream(&paths.stderr)?;
+        let stdout = output_stream(&paths.stdout, &io.outputs)?;
+        let stderr = output_stream(&paths.stderr, &io.outputs)?;
         Ok(Self {
             child: ChildStdio {
                 stdin,
@@ -127,6 +178,7 @@ impl Prepared {
             stdin_path: self.paths.stdin.clone(),
             stdin_opened: Arc::new(AtomicBool::new(false)),
             console: Some(master),
+            outputs: Arc::default(),
         };
         if self.paths.stdin.is_empty() {
             io.stdin_opened.store(true, Ordering::Release);
@@ -139,7 +191,7 @@ impl Prepared {
         }
         if !self.paths.stdout.is_empty() {
             let out = open_output(&self.paths.stdout)?;
-            spawn_copy("pty-out", reader, out)?;
+            spawn_copy("pty-out", reader, out, io.outputs.start())?;
         }
         Ok(io)
     }
@@ -172,6 +224,13 @@ impl ProcessIo {
             .map_err(|e| Error::io("resizing the pty", e.into()))
     }
 
+    /// Waits (at most `timeout`) until the output copies have ended, i.e. the process and
+    /// everything that inherited its stdout/stderr are gone and the client's fifos have every
+    /// byte; whether they did.
+    pub fn wait_output(&self, timeout: Duration) -> bool {
+        self.outputs.wait(timeout)
+    }
+
     /// Releases everything when the process is deleted: stdin, and a stdin copy thread still
     /// blocked opening its fifo.
     pub fn release(&self) {
@@ -196,13 +255,13 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 }
 
 /// The process end of an output stream, with its copy thread started.
-fn output_stream(path: &str) -> Result<Stdio> {
+fn output_stream(path: &str, outputs: &Arc<Outputs>) -> Result<Stdio> {
     if path.is_empty() {
         return Ok(Stdio::null());
     }
     let out = open_output(path)?;
     let (r, w) = pipe()?;
-    spawn_copy("stdio-out", File::from(r), out)?;
+    spawn_copy("stdio-out", File::from(r), out, outputs.start())?;
     Ok(Stdio::from(w))
 }
 
@@ -229,11 +288,17 @@ fn open_output(path: &str) -> Result<File> {
         .map_err(|e| Error::io(format!("opening {path}"), e))
 }
 
-fn spawn_copy(name: &str, mut from: impl Read + Send + 'static, mut to: File) -> Result<()> {
+fn spawn_copy(
+    name: &str,
+    mut from: impl Read + Send + 'static,
+    mut to: File,
+    running: OutputGuard,
+) -> Result<()> {
     std::thread::Builder::new()
         .name(name.into())
         .stack_size(crate::serve::THREAD_STACK)
         .spawn(move || {
+            let _running = running;
             let mut buf = vec![0u8; COPY_BUFFER];
             loop {
                 match from.read(&mut buf) {

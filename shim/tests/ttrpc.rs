@@ -155,3 +155,102 @@ fn a_bundle_without_config_json_is_invalid_argument() {
     });
     assert!(!Path::new(shim.socket()).exists(), "the socket is left");
 }
+
+/// Delete answers only once the process's output is in the client's fifos (the Go shim waits
+/// for its copies too): skiffd drains its fifos after Delete and must lose nothing. The
+/// process writes 100 kB and exits; nobody reads the stdout fifo (64 kB), so the shim's copy
+/// is stuck until the client reads — Delete must still be waiting then, and answer once the
+/// client has read everything.
+#[test]
+fn delete_waits_for_the_output_copy() {
+    use containerd_shim_protos::api::{DeleteRequest, StartRequest, WaitRequest};
+    use containerd_shim_protos::protobuf::MessageField;
+    use containerd_shim_protos::protobuf::well_known_types::any::Any;
+    use containerd_shim_protos::shim::oci::Options;
+    use skiff_tests::bundle::Bundle;
+    use skiff_tests::runtime::Runtime;
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+
+    let rt = Runtime::new();
+    let mut bundle = Bundle::new(&rt);
+    bundle.set_args(&["dd", "if=/dev/zero", "bs=1000", "count=100"]);
+    bundle.save();
+    let dir = std::env::temp_dir().join(unique_id("shim-drain"));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let stdout = dir.join("stdout");
+    nix::unistd::mkfifo(&stdout, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let id = unique_id("drain");
+    let shim = Shim::start(&dir, &id, bundle.path());
+    let client = shim.client();
+    let mut options = Options::new();
+    options.binary_name = rt.bin().display().to_string();
+    options.root = rt.root().display().to_string();
+    let mut any = Any::new();
+    any.type_url = "containerd.runc.v1.Options".into();
+    any.value = options.write_to_bytes().expect("encode");
+    client
+        .create(
+            ctx(),
+            &CreateTaskRequest {
+                id: id.clone(),
+                bundle: bundle.path_str().to_string(),
+                stdout: stdout.display().to_string(),
+                options: MessageField::some(any),
+                ..Default::default()
+            },
+        )
+        .expect("Create");
+    let start = StartRequest {
+        id: id.clone(),
+        ..Default::default()
+    };
+    client.start(ctx(), &start).expect("Start");
+    let wait = WaitRequest {
+        id: id.clone(),
+        ..Default::default()
+    };
+    let exited = client.wait(ctx(), &wait).expect("Wait");
+    assert_eq!(exited.exit_status, 0);
+
+    let deleter = {
+        let client = shim.client();
+        let req = DeleteRequest {
+            id: id.clone(),
+            ..Default::default()
+        };
+        std::thread::spawn(move || client.delete(ctx(), &req))
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !deleter.is_finished(),
+        "Delete answered while the output was still being copied"
+    );
+    // The shim holds the fifo read-write, so this open does not block and EOF never comes.
+    let mut fifo = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(&stdout)
+        .expect("open the stdout fifo");
+    let mut total = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut read_all = |total: &mut usize| loop {
+        match fifo.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => *total += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("read the fifo: {e}"),
+        }
+    };
+    wait_until(Duration::from_secs(10), "the whole output", || {
+        read_all(&mut total);
+        total >= 100_000
+    });
+    let deleted = deleter.join().expect("the Delete thread").expect("Delete");
+    assert_eq!(deleted.exit_status, 0);
+    read_all(&mut total);
+    assert_eq!(total, 100_000);
+    client
+        .shutdown(ctx(), &ShutdownRequest::new())
+        .expect("Shutdown");
+}

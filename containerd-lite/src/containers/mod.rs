@@ -429,6 +429,8 @@ pub struct RuntimeConfig {
     pub default: String,
     /// How shims are started.
     pub shim: ShimConfig,
+    /// The init `--init` bind-mounts as `/sbin/docker-init` (`skiff-init`); None: not found.
+    pub init: Option<PathBuf>,
 }
 
 /// The container service.
@@ -986,6 +988,7 @@ impl ContainerService {
             etc_files: Default::default(),
             devices: vec![],
             host_info: self.host_info.clone(),
+            init: self.runtime.init.as_deref(),
         };
         spec::generate(&probe)?;
         let argv = config::argv(&merged);
@@ -1120,6 +1123,7 @@ impl ContainerService {
                 ],
                 devices,
                 host_info: self.host_info.clone(),
+                init: self.runtime.init.as_deref(),
             };
             let spec = spec::generate(&input)?;
             let p = dir.join("config.json");

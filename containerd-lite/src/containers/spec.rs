@@ -23,7 +23,7 @@
 //!   container's env replacing by key.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
@@ -125,7 +125,17 @@ pub enum Error {
     /// An `--ulimit` name is unknown.
     #[error("invalid ulimit: {0:?}")]
     Ulimit(String),
+    /// `--init` without an init binary.
+    #[error(
+        "--init: no init binary ({INIT_BINARY} next to skiffd or on PATH, or skiffd --init-path)"
+    )]
+    NoInit,
 }
+
+/// Where `--init` puts the init in the container, as docker does with `docker-init`.
+pub const INIT_PATH_IN_CONTAINER: &str = "/sbin/docker-init";
+/// The init skiffd looks for (crate `init/`).
+pub const INIT_BINARY: &str = "skiff-init";
 
 /// The user the process runs as.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -193,6 +203,8 @@ pub struct SpecInput<'a> {
     pub devices: Vec<ResolvedDevice>,
     /// The host.
     pub host_info: HostInfo,
+    /// The init binary on the host, for `--init`.
+    pub init: Option<&'a Path>,
 }
 
 /// The capability set after `--privileged`, `--cap-add` and `--cap-drop` (moby
@@ -492,10 +504,18 @@ fn rlimits(host: &HostConfig) -> Result<Vec<Value>, Error> {
 /// Builds the `config.json` of a container.
 pub fn generate(input: &SpecInput<'_>) -> Result<Value, Error> {
     let host = input.host;
-    let args = argv(input.config);
+    let mut args = argv(input.config);
     if args.is_empty() {
         return Err(Error::NoCommand);
     }
+    // `--init` (moby `WithCommonOptions`): the init as pid 1, the command its child.
+    let init = if host.init == Some(true) {
+        let path = input.init.ok_or(Error::NoInit)?;
+        args.splice(0..0, [INIT_PATH_IN_CONTAINER.to_owned(), "--".to_owned()]);
+        Some(path)
+    } else {
+        None
+    };
     let caps = capabilities(host, input.host_info.last_cap, input.host_info.bounding)?;
     let sec = security_opts(&host.security_opt)?;
     let privileged = host.privileged;
@@ -589,6 +609,14 @@ pub fn generate(input: &SpecInput<'_>) -> Result<Value, Error> {
         }
     }
     mounts.extend(users);
+    if let Some(path) = init {
+        mounts.push(mount(
+            INIT_PATH_IN_CONTAINER,
+            "bind",
+            &path.display().to_string(),
+            &["bind", "ro"],
+        ));
+    }
 
     let mut namespaces = vec![
         json!({"type": "pid"}),
@@ -792,8 +820,24 @@ mod tests {
             ],
             devices: vec![],
             host_info: host_info(),
+            init: Some(Path::new("/usr/libexec/skiff-init")),
         };
         generate(&input)
+    }
+
+    #[test]
+    fn init_is_pid_1_bind_mounted_read_only() {
+        let s = spec_of(json!({"Cmd": ["sleep", "1"]}), json!({"Init": true})).unwrap();
+        assert_eq!(
+            s["process"]["args"],
+            json!(["/sbin/docker-init", "--", "sleep", "1"])
+        );
+        let m = mount_of(&s, "/sbin/docker-init");
+        assert_eq!(m["source"], "/usr/libexec/skiff-init");
+        assert_eq!(m["options"], json!(["bind", "ro"]));
+        let s = spec_of(json!({"Cmd": ["sleep", "1"]}), json!({"Init": false})).unwrap();
+        assert_eq!(s["process"]["args"], json!(["sleep", "1"]));
+        assert!(!dests(&s).iter().any(|d| d == "/sbin/docker-init"));
     }
 
     fn dests(spec: &Value) -> Vec<String> {

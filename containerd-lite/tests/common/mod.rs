@@ -494,3 +494,87 @@ pub fn lines(s: &str) -> Vec<String> {
         .filter(|l| !l.is_empty())
         .collect()
 }
+
+/// Builds `bin` of workspace package `package` into the target directory skiffd was built in
+/// (same profile), so it lands next to skiffd where skiffd finds it; once per test process.
+/// Returns its path.
+pub fn build_next_to_skiffd(package: &str, bin: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let skiffd = Path::new(env!("CARGO_BIN_EXE_skiffd"));
+    let out_dir = skiffd.parent().expect("skiffd's directory");
+    let path = out_dir.join(bin);
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if built.iter().any(|b| b == bin) {
+        return path;
+    }
+    // target/<profile>/skiffd: the profile is the directory's name ("debug" is cargo's "dev").
+    let target_dir = out_dir.parent().expect("target dir");
+    let profile = match out_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev",
+        Some(p) => p,
+    };
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "--profile",
+            profile,
+            "-p",
+            package,
+            "--bin",
+            bin,
+        ])
+        .env("CARGO_TARGET_DIR", target_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo");
+    assert!(
+        status.success(),
+        "cargo build -p {package} --bin {bin} failed"
+    );
+    assert!(path.is_file(), "{} missing after the build", path.display());
+    built.push(bin.to_owned());
+    path
+}
+
+/// `skiff-init` built static (glibc `crt-static`), as `scripts/build-static.sh` builds it and
+/// into the same target directory (`target/crt-static`, cached; its own lock, so this does not
+/// wait on the build that runs these tests). It runs in any rootfs. Once per test process.
+pub fn static_init() -> PathBuf {
+    static BUILT: Mutex<Option<PathBuf>> = Mutex::new(None);
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(p) = built.as_ref() {
+        return p.clone();
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let vv = Command::new(rustc).arg("-vV").output().expect("rustc -vV");
+    let host = String::from_utf8_lossy(&vv.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+        .expect("the host triple");
+    let target_dir = repo.join("target/crt-static");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "--target",
+            &host,
+            "-p",
+            "skiff-init",
+        ])
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .current_dir(repo)
+        .status()
+        .expect("run cargo");
+    assert!(status.success(), "the static build of skiff-init failed");
+    let path = target_dir.join(&host).join("release/skiff-init");
+    assert!(path.is_file(), "{} missing after the build", path.display());
+    *built = Some(path.clone());
+    path
+}
