@@ -27,14 +27,20 @@ require_root "containers need namespaces, mounts and cgroups"
 scripts/deps.sh
 find_cargo
 
+# Globals, not locals: the EXIT trap runs after demo_docker has returned.
+docker=""
+tmp=""
+skiffd_pid=""
+
 demo_docker() {
-	local docker tmp skiffd_pid=""
 	docker="$(command -v docker)" || die "the docker CLI is missing (scripts/deps.sh installs it)"
 	say "building skiffd, skiff, containerd-shim-skiff-v2 and skiff-init (release)"
 	cargo build --release --quiet -p skiffd -p skiff-runtime -p containerd-shim-skiff \
 		-p skiff-init -p skiff-tests --bin skiffd --bin skiff --bin containerd-shim-skiff-v2 \
 		--bin skiff-init --bin mkimage
-	# skiffd finds the shim, skiff and skiff-init next to itself: target/release/.
+	# --init needs a static init (containers may have no dynamic loader).
+	scripts/build-static.sh >/dev/null
+	# skiffd finds the shim and skiff next to itself: target/release/.
 	tmp="$(mktemp -d /tmp/skiffd-demo.XXXXXX)"
 	stop_skiffd() {
 		[[ -n "${skiffd_pid}" ]] || return 0
@@ -61,6 +67,7 @@ demo_docker() {
 
 	say "starting skiffd on unix://${tmp}/docker.sock (data root ${tmp}/data)"
 	target/release/skiffd --data-root "${tmp}/data" --exec-root "${tmp}/run" \
+		--init-path target/static/skiff-init \
 		-H "unix://${tmp}/docker.sock" --log-level warn 2>"${tmp}/skiffd.log" &
 	skiffd_pid=$!
 	export DOCKER_HOST="unix://${tmp}/docker.sock" DOCKER_CONFIG="${tmp}/docker-config"

@@ -110,18 +110,40 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         let (name, path) = r
             .split_once('=')
             .with_context(|| format!("--add-runtime {r:?}: expected NAME=PATH"))?;
-        runtimes.insert(name.to_owned(), PathBuf::from(path));
+        // The shim runs the runtime from the bundle's directory: make the path absolute.
+        let path = std::path::absolute(path)
+            .with_context(|| format!("--add-runtime {r:?}: cannot make {path:?} absolute"))?;
+        runtimes.insert(name.to_owned(), path);
     }
     // A missing shim is reported when a container starts: image work needs none.
     let shim = find_binary(&cli.shim).unwrap_or_else(|| {
         tracing::warn!(shim = %cli.shim.display(), "shim not found next to skiffd or on PATH; containers cannot start");
         cli.shim.clone()
     });
-    // A missing init fails `--init` containers only.
-    let init = cli
-        .init_path
-        .clone()
-        .or_else(|| find_binary(Path::new(DEFAULT_INIT)));
+    // A missing init fails `--init` containers only. The init runs inside containers whose
+    // rootfs may have no dynamic loader (busybox), so only a static binary will do.
+    let init = match &cli.init_path {
+        Some(p) => {
+            if !is_static_elf(p).with_context(|| format!("--init-path {}", p.display()))? {
+                anyhow::bail!(
+                    "--init-path {}: the init must be statically linked (it runs inside containers that may have no dynamic loader); build it with scripts/build-static.sh",
+                    p.display()
+                );
+            }
+            // Bind-mounted from the bundle's directory: it must be absolute.
+            Some(
+                std::fs::canonicalize(p)
+                    .with_context(|| format!("--init-path {}", p.display()))?,
+            )
+        }
+        None => find_binary(Path::new(DEFAULT_INIT)).filter(|p| {
+            let ok = is_static_elf(p).unwrap_or(false);
+            if !ok {
+                tracing::warn!(init = %p.display(), "found an init that is not statically linked; --init is unavailable (scripts/build-static.sh builds one; pass it with --init-path)");
+            }
+            ok
+        }),
+    };
     if let Some(p) = &init {
         tracing::debug!(init = %p.display(), "init for --init");
     }
@@ -164,4 +186,48 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     result?;
     Ok(())
+}
+
+/// True if `path` is an ELF executable without a `PT_INTERP` program header (needs no dynamic
+/// loader). Reads the 64-bit little-endian layout of the machines Skiff runs on.
+fn is_static_elf(path: &Path) -> std::io::Result<bool> {
+    let image = std::fs::read(path)?;
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "not a 64-bit ELF file");
+    if image.get(..5) != Some(b"\x7fELF\x02".as_slice()) {
+        return Err(bad());
+    }
+    let u16_at = |at: usize| -> Option<u16> {
+        Some(u16::from_le_bytes(image.get(at..at + 2)?.try_into().ok()?))
+    };
+    let u32_at = |at: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(image.get(at..at + 4)?.try_into().ok()?))
+    };
+    let u64_at = |at: usize| -> Option<u64> {
+        Some(u64::from_le_bytes(image.get(at..at + 8)?.try_into().ok()?))
+    };
+    const PT_INTERP: u32 = 3;
+    let phoff = u64_at(0x20).ok_or_else(bad)? as usize;
+    let phentsize = u16_at(0x36).ok_or_else(bad)? as usize;
+    let phnum = u16_at(0x38).ok_or_else(bad)? as usize;
+    for i in 0..phnum {
+        let typ = u32_at(phoff + i * phentsize).ok_or_else(bad)?;
+        if typ == PT_INTERP {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod init_tests {
+    use super::*;
+
+    #[test]
+    fn dynamic_and_static_binaries_are_told_apart() {
+        // This test binary is dynamically linked; busybox-static is not.
+        let me = std::env::current_exe().expect("test binary");
+        assert!(!is_static_elf(&me).expect("an ELF file"));
+        assert!(is_static_elf(Path::new("/bin/busybox")).expect("busybox-static"));
+        assert!(is_static_elf(Path::new("/etc/hostname")).is_err());
+    }
 }
