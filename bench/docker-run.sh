@@ -161,7 +161,11 @@ EOF
 printf '[storage]\ndriver = "overlay"\ngraphroot = "%s"\nrunroot = "%s"\n' \
 	"${tmp}/podman/storage" "${tmp}/podman/run" >"${tmp}/podman/storage.conf"
 : >"${tmp}/podman/registries.conf"
-unshare --mount --propagation private -- /bin/sh -c "${ns_script}" sh sleep infinity \
+# podman's default runtime is crun, which refuses this hybrid host while its cgroup2 mount holds
+# a controller in use (TESTING.md): podman's namespace hides /sys/fs/cgroup/unified, so crun
+# sees plain cgroup v1 (as bench/runtime.sh does for crun).
+pm_ns_script="umount /sys/fs/cgroup/unified 2>/dev/null; ${ns_script}"
+unshare --mount --propagation private -- /bin/sh -c "${pm_ns_script}" sh sleep infinity \
 	</dev/null >/dev/null 2>&1 &
 holder_pid=$!
 pids+=("${holder_pid}")
