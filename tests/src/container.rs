@@ -62,6 +62,16 @@ impl<'a> Container<'a> {
         guard
     }
 
+    /// A started container whose init sleeps (`sleep 1000`), for tests that act on a running
+    /// container; `bundle`'s args are replaced.
+    #[track_caller]
+    pub fn running(rt: &'a Runtime, bundle: &mut Bundle, prefix: &str) -> Self {
+        bundle.set_args(&["sleep", "1000"]);
+        let c = Self::create(rt, bundle, prefix);
+        c.start();
+        c
+    }
+
     /// `create --console-socket` of a bundle with `process.terminal: true`, under a cleanup guard:
     /// returns the container and the pty master the runtime sent over the socket.
     #[track_caller]

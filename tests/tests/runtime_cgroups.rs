@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use skiff_tests::container::assert_no_trace;
 use skiff_tests::host::{cgroup_dir, cgroup_dirs_named, process_state, wait_until};
-use skiff_tests::{Bundle, Container, Runtime, require_root, setup, unique_id};
+use skiff_tests::{Container, Runtime, require_root, setup, unique_id};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -19,13 +19,6 @@ fn read(dir: &Path, file: &str) -> String {
         .unwrap_or_else(|e| panic!("read {}: {e}", dir.join(file).display()))
         .trim()
         .to_string()
-}
-
-fn running<'a>(rt: &'a Runtime, bundle: &mut Bundle, prefix: &str) -> Container<'a> {
-    bundle.set_args(&["sleep", "1000"]);
-    let c = Container::create(rt, bundle, prefix);
-    c.start().expect_success();
-    c
 }
 
 #[test]
@@ -119,7 +112,7 @@ fn cgroup_placed_before_the_process_runs() {
 fn cgroup_pause_resume_and_exec() {
     require_root();
     let (rt, mut bundle) = setup();
-    let c = running(&rt, &mut bundle, "cg-pause");
+    let c = Container::running(&rt, &mut bundle, "cg-pause");
     let pid = c.pid();
     rt.cmd(["pause", c.id()]).run().expect_success();
     assert_eq!(c.status(), "paused");
@@ -166,7 +159,7 @@ fn cgroup_pause_resume_and_exec() {
 fn cgroup_ps_lists_every_process() {
     require_root();
     let (rt, mut bundle) = setup();
-    let c = running(&rt, &mut bundle, "cg-ps");
+    let c = Container::running(&rt, &mut bundle, "cg-ps");
     let pid_file = rt.scratch().join("exec.pid");
     rt.cmd(["exec", "-d", "--pid-file"])
         .arg(&pid_file)
@@ -199,7 +192,7 @@ fn cgroup_update_changes_limits_and_the_saved_config() {
         c["linux"]["resources"]["memory"] = json!({"limit": 134217728});
         c["linux"]["resources"]["pids"] = json!({"limit": 100});
     });
-    let c = running(&rt, &mut bundle, "cg-update");
+    let c = Container::running(&rt, &mut bundle, "cg-update");
     let pid = c.pid();
     rt.cmd(["update", "--memory", "64m", "--pids-limit", "20", c.id()])
         .run()
@@ -246,7 +239,7 @@ fn cgroup_events_stats() {
     bundle.config_mut(|c| {
         c["linux"]["resources"]["pids"] = json!({"limit": 50});
     });
-    let c = running(&rt, &mut bundle, "cg-events");
+    let c = Container::running(&rt, &mut bundle, "cg-events");
     let out = rt.cmd(["events", "--stats", c.id()]).run();
     out.expect_success();
     let ev: Value = serde_json::from_str(out.stdout.trim()).expect("one JSON event");
@@ -484,7 +477,7 @@ impl Drop for V2Guard<'_> {
 fn cgroup_delete_copes_with_a_removed_cgroup() {
     require_root();
     let (rt, mut bundle) = setup();
-    let c = running(&rt, &mut bundle, "cg-gone");
+    let c = Container::running(&rt, &mut bundle, "cg-gone");
     let pid = c.pid();
     let dirs: Vec<PathBuf> = ["memory", "pids", "cpu", "freezer", "devices", ""]
         .iter()
@@ -537,7 +530,7 @@ fn cgroup_failed_update_restores_the_previous_limits() {
     bundle.config_mut(|c| {
         c["linux"]["resources"]["memory"] = json!({"limit": 134217728});
     });
-    let c = running(&rt, &mut bundle, "cg-undo");
+    let c = Container::running(&rt, &mut bundle, "cg-undo");
     let memory = cgroup_dir(c.pid(), "memory").expect("memory cgroup");
     let file = rt.scratch().join("resources.json");
     // The memory limit is written first; the realtime runtime (the whole period, more than the

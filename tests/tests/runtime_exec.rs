@@ -5,24 +5,16 @@ use std::time::Duration;
 
 use serde_json::json;
 use skiff_tests::host::{ns_link, parse_status_field, process_alive, wait_process_gone};
-use skiff_tests::{Bundle, Container, Runtime, require_root, setup};
+use skiff_tests::{Container, require_root, setup};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
-
-/// A running container whose init sleeps, for exec tests.
-fn sleeper<'a>(rt: &'a Runtime, bundle: &mut Bundle, prefix: &str) -> Container<'a> {
-    bundle.set_args(&["sleep", "1000"]);
-    let c = Container::create(rt, bundle, prefix);
-    c.start().expect_success();
-    c
-}
 
 #[test]
 fn exec_joins_every_namespace_of_the_init() {
     require_root();
     let (rt, mut bundle) = setup();
     bundle.set_hostname("exec-host");
-    let c = sleeper(&rt, &mut bundle, "exec-ns");
+    let c = Container::running(&rt, &mut bundle, "exec-ns");
     let init = c.pid();
     let out = rt
         .cmd(["exec", c.id(), "sh", "-c"])
@@ -48,7 +40,7 @@ fn exec_joins_every_namespace_of_the_init() {
 fn exec_exit_code_is_propagated() {
     require_root();
     let (rt, mut bundle) = setup();
-    let c = sleeper(&rt, &mut bundle, "exec-code");
+    let c = Container::running(&rt, &mut bundle, "exec-code");
     let out = rt.cmd(["exec", c.id(), "sh", "-c", "exit 42"]).run();
     assert_eq!(out.code(), Some(42), "{out:?}");
     let out = rt.cmd(["exec", c.id(), "sh", "-c", "kill -TERM $$"]).run();
@@ -59,7 +51,7 @@ fn exec_exit_code_is_propagated() {
 fn exec_flags_override_the_process() {
     require_root();
     let (rt, mut bundle) = setup();
-    let c = sleeper(&rt, &mut bundle, "exec-flags");
+    let c = Container::running(&rt, &mut bundle, "exec-flags");
     let out = rt
         .cmd([
             "exec",
@@ -107,7 +99,7 @@ fn exec_gets_the_container_security_settings() {
             "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]
         });
     });
-    let c = sleeper(&rt, &mut bundle, "exec-sec");
+    let c = Container::running(&rt, &mut bundle, "exec-sec");
     let init_caps = std::fs::read_to_string(format!("/proc/{}/status", c.pid())).expect("status");
     let out = rt
         .cmd([
@@ -154,7 +146,7 @@ fn exec_gets_the_container_security_settings() {
 fn exec_process_file() {
     require_root();
     let (rt, mut bundle) = setup();
-    let c = sleeper(&rt, &mut bundle, "exec-procfile");
+    let c = Container::running(&rt, &mut bundle, "exec-procfile");
     let file = rt.scratch().join("process.json");
     std::fs::write(
         &file,
@@ -183,7 +175,7 @@ fn exec_process_file() {
 fn exec_detached_writes_pid_file() {
     require_root();
     let (rt, mut bundle) = setup();
-    let c = sleeper(&rt, &mut bundle, "exec-detach");
+    let c = Container::running(&rt, &mut bundle, "exec-detach");
     let pid_file = rt.scratch().join("exec.pid");
     rt.cmd(["exec", "-d", "--pid-file"])
         .arg(&pid_file)
@@ -206,7 +198,7 @@ fn exec_detached_writes_pid_file() {
 fn exec_with_console_socket_gets_a_pty() {
     require_root();
     let (rt, mut bundle) = setup();
-    let c = sleeper(&rt, &mut bundle, "exec-tty");
+    let c = Container::running(&rt, &mut bundle, "exec-tty");
     let socket = skiff_tests::console::ConsoleSocket::bind(&rt.scratch().join("exec-console.sock"));
     let exec = rt
         .cmd(["exec", "-t", "-d", "--console-socket"])
@@ -238,7 +230,7 @@ fn exec_with_console_socket_gets_a_pty() {
 fn exec_errors_are_clear() {
     require_root();
     let (rt, mut bundle) = setup();
-    let c = sleeper(&rt, &mut bundle, "exec-errors");
+    let c = Container::running(&rt, &mut bundle, "exec-errors");
     // runc's words, which dockerd turns into exit status 127.
     rt.cmd(["exec", c.id(), "/no/such/binary"])
         .run()
@@ -269,7 +261,7 @@ fn exec_enters_the_user_namespace() {
         c["linux"]["uidMappings"] = mapping.clone();
         c["linux"]["gidMappings"] = mapping;
     });
-    let c = sleeper(&rt, &mut bundle, "exec-userns");
+    let c = Container::running(&rt, &mut bundle, "exec-userns");
     let out = rt
         .cmd([
             "exec",
