@@ -72,6 +72,28 @@ impl<'a> Container<'a> {
         c
     }
 
+    /// `exec -d --pid-file <scratch file> <id> <args…>`, panicking on failure; returns the
+    /// exec'd process's host pid from the pid file.
+    #[track_caller]
+    pub fn exec_detached(&self, args: &[&str]) -> i32 {
+        let pid_file = self
+            .rt
+            .scratch()
+            .join(format!("{}-exec.pid", unique_id("exec")));
+        self.rt
+            .cmd(["exec", "-d", "--pid-file"])
+            .arg(&pid_file)
+            .arg(&self.id)
+            .args(args)
+            .run()
+            .expect_success();
+        std::fs::read_to_string(&pid_file)
+            .expect("exec wrote its pid file")
+            .trim()
+            .parse()
+            .expect("a pid in the pid file")
+    }
+
     /// `create --console-socket` of a bundle with `process.terminal: true`, under a cleanup guard:
     /// returns the container and the pty master the runtime sent over the socket.
     #[track_caller]

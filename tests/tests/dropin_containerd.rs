@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use skiff_tests::engines::{Containerd, read_cgroup_file};
+use skiff_tests::engines::{Containerd, assert_container_gone, read_cgroup_file};
 use skiff_tests::host::{process_alive, wait_until};
 use skiff_tests::image::BUSYBOX_IMAGE;
 use skiff_tests::pty::PtySession;
@@ -196,18 +196,7 @@ fn ctr_task_kill_and_delete_leave_nothing() {
     wait_until(Duration::from_secs(10), "the task's process to go", || {
         !process_alive(pid)
     });
-    let state = ctd.runtime_root().join(&id);
-    assert!(
-        !state.exists(),
-        "the runtime's state {} is left",
-        state.display()
-    );
-    let cgroup = ctd.cgroup_path(&id);
-    let leftover = read_cgroup_file(&cgroup, "pids", "cgroup.procs", "cgroup.procs");
-    assert!(
-        leftover.is_err(),
-        "the container's cgroup {cgroup} is left after delete: {leftover:?}"
-    );
+    assert_container_gone(&ctd.runtime_root().join(&id), &ctd.cgroup_path(&id));
 }
 
 #[test]

@@ -10,7 +10,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use skiff_tests::engines::dockerd::DOCKER_CLI_28;
-use skiff_tests::engines::{CgroupLayout, Dockerd, cgroup_layout, read_cgroup_file};
+use skiff_tests::engines::{
+    CgroupLayout, Dockerd, assert_container_gone, cgroup_layout, read_cgroup_file,
+};
 use skiff_tests::pty::PtySession;
 use skiff_tests::{Image, unique_id};
 
@@ -201,17 +203,9 @@ fn docker_stop_and_rm_leave_nothing() {
     // sleep as pid 1 ignores SIGTERM, so `stop` escalates to SIGKILL: 137.
     assert_eq!(state.stdout.trim(), "exited 137", "{state}");
     dockerd.docker(["rm", &name]).run().expect_success();
-    let runtime_state = dockerd.runtime_root().join("moby").join(&id);
-    assert!(
-        !runtime_state.exists(),
-        "the runtime's state {} is left",
-        runtime_state.display()
-    );
-    let cgroup = dockerd.cgroup_path(&id);
-    let leftover = read_cgroup_file(&cgroup, "pids", "cgroup.procs", "cgroup.procs");
-    assert!(
-        leftover.is_err(),
-        "the container's cgroup {cgroup} is left: {leftover:?}"
+    assert_container_gone(
+        &dockerd.runtime_root().join("moby").join(&id),
+        &dockerd.cgroup_path(&id),
     );
 }
 

@@ -160,17 +160,7 @@ fn cgroup_ps_lists_every_process() {
     require_root();
     let (rt, mut bundle) = setup();
     let c = Container::running(&rt, &mut bundle, "cg-ps");
-    let pid_file = rt.scratch().join("exec.pid");
-    rt.cmd(["exec", "-d", "--pid-file"])
-        .arg(&pid_file)
-        .args([c.id(), "sleep", "1000"])
-        .run()
-        .expect_success();
-    let exec_pid: i32 = fs::read_to_string(&pid_file)
-        .expect("pid file")
-        .trim()
-        .parse()
-        .expect("pid");
+    let exec_pid = c.exec_detached(&["sleep", "1000"]);
     let out = rt.cmd(["ps", "--format", "json", c.id()]).run();
     out.expect_success();
     let pids: Vec<i32> = serde_json::from_str(out.stdout.trim()).expect("a JSON array of pids");

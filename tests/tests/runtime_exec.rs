@@ -176,17 +176,7 @@ fn exec_detached_writes_pid_file() {
     require_root();
     let (rt, mut bundle) = setup();
     let c = Container::running(&rt, &mut bundle, "exec-detach");
-    let pid_file = rt.scratch().join("exec.pid");
-    rt.cmd(["exec", "-d", "--pid-file"])
-        .arg(&pid_file)
-        .args([c.id(), "sleep", "1000"])
-        .run()
-        .expect_success();
-    let pid: i32 = std::fs::read_to_string(&pid_file)
-        .expect("pid file")
-        .trim()
-        .parse()
-        .expect("a pid");
+    let pid = c.exec_detached(&["sleep", "1000"]);
     assert!(process_alive(pid), "detached exec process {pid} is gone");
     assert_eq!(ns_link(pid, "pid"), ns_link(c.pid(), "pid"));
     // Killing the container takes the exec'd process with it (its pid namespace dies).

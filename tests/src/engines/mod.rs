@@ -762,6 +762,21 @@ pub fn cgroup_layout() -> CgroupLayout {
 }
 
 /// Reads a cgroup file of the cgroup `path` (e.g. `/docker-parent/<id>`) as the host sees it:
+/// Panics if a deleted container left its runtime state directory or its cgroup behind.
+#[track_caller]
+pub fn assert_container_gone(runtime_state: &Path, cgroup: &str) {
+    assert!(
+        !runtime_state.exists(),
+        "the runtime's state {} is left",
+        runtime_state.display()
+    );
+    let leftover = read_cgroup_file(cgroup, "pids", "cgroup.procs", "cgroup.procs");
+    assert!(
+        leftover.is_err(),
+        "the container's cgroup {cgroup} is left after delete: {leftover:?}"
+    );
+}
+
 /// `/sys/fs/cgroup/<v1_controller>/<path>/<v1_file>` on a v1 host,
 /// `/sys/fs/cgroup/<path>/<v2_file>` on a v2 host. Returns the trimmed contents or an error
 /// naming the file.
