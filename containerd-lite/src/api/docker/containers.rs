@@ -574,6 +574,27 @@ pub async fn logs(state: &Arc<ApiState>, id: &str, q: &Query) -> Result<Resp, Ap
 }
 
 /// The 101 answer of a hijack (`None` when the client did not ask to upgrade).
+/// Output without a connection upgrade: a plain streamed body, raw with a tty, multiplexed
+/// 8-byte-header frames without.
+fn streamed_output(mut out: mpsc::Receiver<Chunk>, tty: bool) -> Resp {
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    tokio::spawn(async move {
+        while let Some((stream, data)) = out.recv().await {
+            let b = if tty {
+                data.to_vec()
+            } else {
+                frame(stream, &data)
+            };
+            if tx.send(Bytes::from(b)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut r = upgrade_response(false, tty);
+    *r.body_mut() = ResponseBody::Stream(rx);
+    r
+}
+
 fn upgrade_response(req_upgrade: bool, tty: bool) -> Resp {
     let ct = if tty {
         "application/vnd.docker.raw-stream"
@@ -745,23 +766,7 @@ pub async fn attach(
         Ok(upgrade_response(true, tty))
     } else {
         // No upgrade (old clients, curl): output only, as a plain streamed body.
-        let (tx, rx) = mpsc::channel::<Bytes>(64);
-        let mut out = out;
-        tokio::spawn(async move {
-            while let Some((stream, data)) = out.recv().await {
-                let b = if tty {
-                    data.to_vec()
-                } else {
-                    frame(stream, &data)
-                };
-                if tx.send(Bytes::from(b)).await.is_err() {
-                    break;
-                }
-            }
-        });
-        let mut r = upgrade_response(false, tty);
-        *r.body_mut() = ResponseBody::Stream(rx);
-        Ok(r)
+        Ok(streamed_output(out, tty))
     }
 }
 
@@ -831,23 +836,7 @@ pub async fn exec_start(
         spawn_stream(on_upgrade, out, sink, tty, want, Some(after));
         Ok(upgrade_response(true, tty))
     } else {
-        let (tx, rx) = mpsc::channel::<Bytes>(64);
-        let mut out = out;
-        tokio::spawn(async move {
-            while let Some((stream, data)) = out.recv().await {
-                let b = if tty {
-                    data.to_vec()
-                } else {
-                    frame(stream, &data)
-                };
-                if tx.send(Bytes::from(b)).await.is_err() {
-                    break;
-                }
-            }
-        });
-        let mut r = upgrade_response(false, tty);
-        *r.body_mut() = ResponseBody::Stream(rx);
-        Ok(r)
+        Ok(streamed_output(out, tty))
     }
 }
 
