@@ -707,17 +707,7 @@ impl ContainerService {
             let live = self.live(&rec.id);
             match found {
                 Some((shim, (status, _pid, _))) if rec.state.status != Status::Removing => {
-                    let io = Arc::new(
-                        ProcessIo::open(
-                            &dir,
-                            "init",
-                            rec.config.open_stdin,
-                            rec.config.tty,
-                            Some(self.log_path(&rec.id)),
-                            live.attachers.clone(),
-                        )
-                        .map_err(io_err("open stdio fifos in", &dir))?,
-                    );
+                    let io = self.init_io(&rec, &live)?;
                     self.spawn_wait(shim.clone(), &rec.id, None)?;
                     *live.task.lock().unwrap_or_else(|p| p.into_inner()) =
                         Some(Arc::new(Task { shim, io }));
@@ -784,6 +774,23 @@ impl ContainerService {
 
     fn dir(&self, id: &str) -> PathBuf {
         self.root.join(id)
+    }
+
+    /// The init's stdio: the fifos in the container's directory, copied to its json-file log and
+    /// to attached clients.
+    fn init_io(&self, rec: &ContainerRecord, live: &Live) -> Result<Arc<ProcessIo>, Error> {
+        let dir = self.dir(&rec.id);
+        Ok(Arc::new(
+            ProcessIo::open(
+                &dir,
+                "init",
+                rec.config.open_stdin,
+                rec.config.tty,
+                Some(self.log_path(&rec.id)),
+                live.attachers.clone(),
+            )
+            .map_err(io_err("open stdio fifos in", &dir))?,
+        ))
     }
 
     /// The json-file log of a container.
@@ -1165,17 +1172,7 @@ impl ContainerService {
         let r2 = rec.clone();
         let runtime_bin = run_blocking(move || svc.prepare_bundle(&r2)).await?;
         let dir = self.dir(&rec.id);
-        let io = Arc::new(
-            ProcessIo::open(
-                &dir,
-                "init",
-                rec.config.open_stdin,
-                rec.config.tty,
-                Some(self.log_path(&rec.id)),
-                live.attachers.clone(),
-            )
-            .map_err(io_err("open stdio fifos in", &dir))?,
-        );
+        let io = self.init_io(&rec, &live)?;
         let cfg = self.runtime.shim.clone();
         let id = rec.id.clone();
         let paths = io.paths.clone();
