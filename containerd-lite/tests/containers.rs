@@ -1331,3 +1331,54 @@ fn init_is_pid_1_forwards_signals_and_reaps() {
     );
     assert!(!out.contains("sleep 0.2"), "{out}");
 }
+
+/// `-it --init`: the init puts the command in a process group of its own and hands it the
+/// terminal, so the tty's signals (Ctrl-C) reach the command once, from the kernel, and not
+/// also through the init's forwarding; the init stays in the background group.
+#[test]
+fn init_with_a_tty_gives_the_terminal_to_the_command() {
+    let d = Daemon::start();
+    let mut c = d.command(&["run", "-it", "--rm", "--init", "busybox", "sh"]);
+    c.stdin(Stdio::null());
+    let t = Duration::from_secs(30);
+    let mut s = PtySession::spawn(c, "docker run -it --init");
+    s.wait_for("# ", t);
+    // /proc/PID/stat fields 5 and 8: the process group and the terminal's foreground group.
+    s.send(
+        "echo \"groups init=$(cut -d' ' -f5 /proc/1/stat) sh=$(cut -d' ' -f5 /proc/$$/stat) \
+         fg=$(cut -d' ' -f8 /proc/$$/stat) pid=$$ end\"\r",
+    );
+    s.wait_for(" end\r\n", t);
+    let out = s.output();
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("groups init=") && !l.contains("$("))
+        .unwrap_or_else(|| panic!("no groups line in:\n{out}"));
+    let field = |k: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(k))
+            .unwrap_or_else(|| panic!("{k} missing in {line:?}"))
+            .to_string()
+    };
+    assert_eq!(field("init="), "1", "{line}");
+    assert_eq!(
+        field("sh="),
+        field("pid="),
+        "sh has no group of its own: {line}"
+    );
+    assert_eq!(
+        field("fg="),
+        field("pid="),
+        "sh's group is not the foreground: {line}"
+    );
+
+    // Ctrl-C stops the foreground command, not the shell, and not the container.
+    s.send("sleep 30\r");
+    std::thread::sleep(Duration::from_millis(500));
+    s.send("\x03");
+    s.send("echo after-''$?\r");
+    s.wait_for("after-130", t);
+    s.send("exit 4\r");
+    let status = s.wait(t);
+    assert_eq!(status.code(), Some(4), "{}", s.output());
+}

@@ -10,13 +10,17 @@
 //! - forwards every signal it receives to the child (the kernel delivers no signal a pid 1 has
 //!   no handler for, so without an init `docker stop`'s SIGTERM is lost on most programs);
 //!   synchronous fault signals and the tty job-control ones are not forwarded (tini's list);
+//! - puts the command in a process group of its own and, when stdin is a terminal, makes that
+//!   group the terminal's foreground one, so a Ctrl-C reaches the command once (from the
+//!   kernel) and not a second time through the forwarding;
 //! - reaps every child, including orphans the kernel reparents to it (zombies);
 //! - exits with the child's status once it exits: its code, or 128 + the signal that killed it.
 //!
 //! How, with no `unsafe`: every forwardable signal is blocked and read from a `signalfd`, so
-//! there are no handlers. The child is started with `posix_spawnp` (nix's safe wrapper) with an
-//! empty signal mask and every signal at its default disposition — `std::process::Command`
-//! would pass our blocked mask on, and the command would then ignore `docker stop`. When not
+//! there are no handlers. The child is started with `posix_spawnp` (nix's safe wrapper), which
+//! says exactly what the command starts with: an empty signal mask (a blocked mask passed on
+//! would make it ignore `docker stop`), every signal at its default disposition and its own
+//! process group, all set before its exec. When not
 //! pid 1 (a test, or a runtime that put something above it) it makes itself the child
 //! subreaper, so orphans still come to it.
 
@@ -108,8 +112,12 @@ fn spawn(args: &[String]) -> std::io::Result<Pid> {
         .collect::<std::io::Result<Vec<_>>>()?;
     let mut attr = PosixSpawnAttr::init()?;
     attr.set_flags(
-        PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK | PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF,
+        PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK
+            | PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF
+            | PosixSpawnFlags::POSIX_SPAWN_SETPGROUP,
     )?;
+    // A process group of its own (pgroup 0: the child's pid), as tini does.
+    attr.set_pgroup(Pid::from_raw(0))?;
     attr.set_sigmask(&SigSet::empty())?;
     attr.set_sigdefault(&SigSet::all())?;
     let actions = PosixSpawnFileActions::init()?;
@@ -129,6 +137,7 @@ fn run(args: &[String]) -> std::io::Result<u8> {
     }
 
     let child = spawn(args)?;
+    give_terminal(child);
 
     loop {
         let Some(info) = signals.read_signal()? else {
@@ -157,6 +166,33 @@ fn run(args: &[String]) -> std::io::Result<u8> {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+}
+
+/// Makes the child's process group the foreground group of our terminal, if stdin is one, so
+/// that the keys of the tty (Ctrl-C, Ctrl-Z, the quit key) and SIGWINCH reach the command once,
+/// from the kernel, instead of reaching both of us and then the command a second time through
+/// the forwarding.
+///
+/// The child may already have read from the terminal while its group was still in the
+/// background: it was then stopped by SIGTTIN. A SIGCONT to its group after the switch resumes
+/// it, and the read starts again, now in the foreground (the kernel restarts a read interrupted
+/// by a stop); a SIGCONT also discards a stop that was pending but not yet taken.
+fn give_terminal(child: Pid) {
+    let stdin = std::io::stdin();
+    if !nix::unistd::isatty(&stdin).unwrap_or(false) {
+        return;
+    }
+    // Asking from a background group would stop us with SIGTTOU unless it is blocked.
+    let ttou = SigSet::from(Signal::SIGTTOU);
+    if sigprocmask(SigmaskHow::SIG_BLOCK, Some(&ttou), None).is_err() {
+        return;
+    }
+    // ENOTTY: a terminal that is not our controlling one (nothing to hand over).
+    let given = nix::unistd::tcsetpgrp(&stdin, child).is_ok();
+    let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&ttou), None);
+    if given {
+        let _ = nix::sys::signal::killpg(child, Signal::SIGCONT);
     }
 }
 
