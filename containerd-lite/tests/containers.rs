@@ -1261,6 +1261,143 @@ fn commit_then_run_the_new_image() {
         ]),
         "ok\n"
     );
+
+    // --change: Dockerfile instructions on the new image's config, in order.
+    let images_before = d.ok(&["images", "-q", "--no-trunc"]);
+    d.ok(&[
+        "commit",
+        "--change",
+        "ENV GREETING=hi",
+        "--change",
+        "WORKDIR /srv",
+        "--change",
+        "USER 1000",
+        "--change",
+        r#"CMD ["sh", "-c", "echo $GREETING from $(pwd) as $(id -u) $KEPT"]"#,
+        "--change",
+        "LABEL stage=two",
+        "--change",
+        "EXPOSE 8080/udp",
+        "--change",
+        "STOPSIGNAL SIGUSR1",
+        "src",
+        "mine:2",
+    ]);
+    assert_eq!(d.ok(&["run", "--rm", "mine:2"]), "hi from /srv as 1000 1\n");
+    let cfg = d.ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Config.StopSignal}} {{.Config.Labels.stage}} {{json .Config.ExposedPorts}}",
+        "mine:2",
+    ]);
+    assert_eq!(cfg.trim(), r#"SIGUSR1 two {"8080/udp":{}}"#);
+    // The image's stop signal is the container's: `docker stop` sends SIGUSR1.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "sig",
+        "-u",
+        "0",
+        "mine:2",
+        "sh",
+        "-c",
+        "trap 'exit 7' USR1; while :; do sleep 0.1; done",
+    ]);
+    d.ok(&["stop", "sig"]);
+    assert_eq!(
+        d.ok(&["inspect", "--format", "{{.State.ExitCode}}", "sig"])
+            .trim(),
+        "7"
+    );
+
+    // A change that is not a config instruction is refused by name and nothing is made.
+    let (code, _, err) = d.run(&["commit", "--change", "RUN rm -rf /", "src", "mine:3"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("RUN is not a valid change command"), "{err}");
+    let images_after = d.ok(&["images", "-q", "--no-trunc"]);
+    assert_eq!(
+        images_after.lines().count(),
+        images_before.lines().count() + 1,
+        "only mine:2 is new: {images_after}"
+    );
+    assert!(
+        !d.ok(&["images", "--format", "{{.Tag}}", "mine"])
+            .contains('3')
+    );
+}
+
+/// `--stop-signal` and `--stop-timeout`: `docker stop` sends the container's signal, waits its
+/// timeout (unless `-t` says otherwise), then kills; inspect shows both.
+#[test]
+fn stop_signal_and_stop_timeout() {
+    let d = Daemon::start();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "usr1",
+        "--stop-signal",
+        "SIGUSR1",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 7' USR1; while :; do sleep 0.1; done",
+    ]);
+    assert_eq!(
+        d.ok(&["inspect", "--format", "{{.Config.StopSignal}}", "usr1"])
+            .trim(),
+        "SIGUSR1"
+    );
+    let t0 = Instant::now();
+    d.ok(&["stop", "usr1"]);
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    assert_eq!(
+        d.ok(&["inspect", "--format", "{{.State.ExitCode}}", "usr1"])
+            .trim(),
+        "7"
+    );
+
+    // A pid 1 that ignores SIGTERM is killed once its stop timeout (1 s) has passed.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "deaf",
+        "--stop-timeout",
+        "1",
+        "busybox",
+        "sh",
+        "-c",
+        "trap '' TERM; while :; do sleep 0.1; done",
+    ]);
+    assert_eq!(
+        d.ok(&["inspect", "--format", "{{.Config.StopTimeout}}", "deaf"])
+            .trim(),
+        "1"
+    );
+    let t0 = Instant::now();
+    d.ok(&["stop", "deaf"]);
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(6),
+        "stop took {took:?} with --stop-timeout 1"
+    );
+    assert_eq!(
+        d.ok(&["inspect", "--format", "{{.State.ExitCode}}", "deaf"])
+            .trim(),
+        "137"
+    );
+    // `docker stop -t` wins over the container's timeout; `docker restart` uses it too.
+    d.ok(&["start", "deaf"]);
+    let t0 = Instant::now();
+    d.ok(&["stop", "-t", "3", "deaf"]);
+    assert!(
+        t0.elapsed() >= Duration::from_millis(2900),
+        "stop -t 3 took {:?}",
+        t0.elapsed()
+    );
 }
 
 /// `--init`: skiff-init (static, bind-mounted at /sbin/docker-init) is pid 1 and the command its

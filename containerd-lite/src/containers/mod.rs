@@ -25,6 +25,7 @@
 //! exit handler does not take it (a stop holds it while waiting for the exit).
 
 pub mod archive;
+pub mod changes;
 pub mod commit;
 pub mod config;
 pub mod io;
@@ -431,6 +432,23 @@ pub struct RuntimeConfig {
     pub shim: ShimConfig,
     /// The init `--init` bind-mounts as `/sbin/docker-init` (`skiff-init`); None: not found.
     pub init: Option<PathBuf>,
+}
+
+/// What `POST /commit` asks for besides the container.
+#[derive(Debug, Clone, Default)]
+pub struct CommitRequest {
+    /// `repo:tag` of the new image; None: untagged.
+    pub name: Option<String>,
+    /// `--message`.
+    pub comment: String,
+    /// `--author`.
+    pub author: String,
+    /// Pause a running container for the copy.
+    pub pause: bool,
+    /// The request body's `Config`, laid over the container's.
+    pub config: Option<Value>,
+    /// `--change` instructions, in order.
+    pub changes: Vec<String>,
 }
 
 /// The container service.
@@ -1987,16 +2005,25 @@ impl ContainerService {
     }
 
     /// `POST /commit`: the container's writable layer as a new image named `repo:tag` (or
-    /// untagged); returns the image id. Pauses a running container for the copy (`pause`).
-    pub async fn commit(
-        &self,
-        s: &str,
-        name: Option<String>,
-        comment: String,
-        author: String,
-        pause: bool,
-    ) -> Result<String, Error> {
+    /// untagged); returns the image id. The image config is the container's, with `given` (the
+    /// request's `Config`) laid over it and then `changes` (`--change` instructions) applied;
+    /// they are checked before anything is paused or written. Pauses a running container for
+    /// the copy (`pause`).
+    pub async fn commit(&self, s: &str, req: CommitRequest) -> Result<String, Error> {
+        let CommitRequest {
+            name,
+            comment,
+            author,
+            pause,
+            config: given,
+            changes: change_list,
+        } = req;
         let rec = self.get(s)?;
+        let mut image_config = serde_json::to_value(&rec.config).unwrap_or_default();
+        if let Some(g) = &given {
+            changes::overlay_config(&mut image_config, g);
+        }
+        changes::apply(&mut image_config, &change_list).map_err(Error::Invalid)?;
         let live = self.live(&rec.id);
         let paused_here = pause && rec.state.status == Status::Running && live.task().is_some();
         if paused_here {
@@ -2021,7 +2048,7 @@ impl ContainerService {
                 let by = format!("{} {}", r2.path, r2.args.join(" "));
                 let cfg = commit::new_config(
                     &img.config_json,
-                    &serde_json::to_value(&r2.config).unwrap_or_default(),
+                    &image_config,
                     &diff_id,
                     &created,
                     by.trim(),

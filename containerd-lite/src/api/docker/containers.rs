@@ -23,7 +23,7 @@ use super::{ApiError, ApiState, Query, ResponseBody, blocking, json};
 use crate::ErrorKind;
 use crate::containers::io::Chunk;
 use crate::containers::logs::{self, Selection, format_nanos};
-use crate::containers::{ContainerRecord, Status, WaitCondition};
+use crate::containers::{CommitRequest, ContainerRecord, Status, WaitCondition};
 use crate::events::parse_timestamp;
 
 type Resp = Response<ResponseBody>;
@@ -1023,28 +1023,29 @@ pub async fn archive_put(
     Ok(no_content(StatusCode::OK))
 }
 
-/// `POST /commit?container=&repo=&tag=&comment=&author=&pause=`.
-pub async fn commit(state: &Arc<ApiState>, q: &Query) -> Result<Resp, ApiError> {
+/// `POST /commit?container=&repo=&tag=&comment=&author=&pause=&changes=…` with an optional
+/// `Config` body.
+pub async fn commit(state: &Arc<ApiState>, q: &Query, body: Incoming) -> Result<Resp, ApiError> {
+    let given = read_json(body).await?;
     let container = q.get("container").unwrap_or("").to_owned();
     let name = match (q.get("repo").filter(|r| !r.is_empty()), q.get("tag")) {
         (Some(r), Some(t)) if !t.is_empty() => Some(format!("{r}:{t}")),
         (Some(r), _) => Some(format!("{r}:latest")),
         (None, _) => None,
     };
-    if !q.all("changes").iter().all(String::is_empty) {
-        return Err(invalid("commit --change is not supported yet"));
-    }
-    let pause = q.get("pause").is_none_or(|_| q.bool("pause"));
-    let id = state
-        .containers
-        .commit(
-            &container,
-            name.clone(),
-            q.get("comment").unwrap_or("").to_owned(),
-            q.get("author").unwrap_or("").to_owned(),
-            pause,
-        )
-        .await?;
+    let req = CommitRequest {
+        name: name.clone(),
+        comment: q.get("comment").unwrap_or("").to_owned(),
+        author: q.get("author").unwrap_or("").to_owned(),
+        pause: q.get("pause").is_none_or(|_| q.bool("pause")),
+        config: match given {
+            Value::Null => None,
+            g @ Value::Object(_) => Some(g),
+            _ => return Err(invalid("the commit request body must be a Config object")),
+        },
+        changes: q.all("changes"),
+    };
+    let id = state.containers.commit(&container, req).await?;
     if let Some(n) = name {
         state
             .events

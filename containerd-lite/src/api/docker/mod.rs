@@ -229,7 +229,7 @@ async fn route(
         ("POST", "/containers/create") => containers::create(&state, &query, req.into_body()).await,
         ("GET", "/containers/json") => containers::list(&state, &query).await,
         ("POST", "/containers/prune") => containers::prune(&state).await,
-        ("POST", "/commit") => containers::commit(&state, &query).await,
+        ("POST", "/commit") => containers::commit(&state, &query, req.into_body()).await,
         ("DELETE", p) if p.starts_with("/containers/") => {
             containers::remove(&state, &p["/containers/".len()..], &query).await
         }
