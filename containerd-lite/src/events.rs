@@ -203,6 +203,61 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
     secs.checked_mul(1_000_000_000)?.checked_add(nanos)
 }
 
+/// A Go duration (`30s`, `1m30s`, `500ms`, `1h`) in nanoseconds.
+pub fn go_duration(s: &str) -> Option<i64> {
+    if s == "0" {
+        return Some(0);
+    }
+    let mut total: f64 = 0.0;
+    let mut rest = s;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let n = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .filter(|n| *n > 0)?;
+        let value: f64 = rest[..n].parse().ok()?;
+        rest = &rest[n..];
+        let u = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let scale = match &rest[..u] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        total += value * scale;
+        rest = &rest[u..];
+    }
+    // Durations here are seconds to hours: far inside i64's range.
+    #[allow(clippy::cast_possible_truncation)]
+    Some(total as i64)
+}
+
+/// A time in a filter (`until` of prune, `since`/`until` of events) as docker's
+/// `timetypes.GetTimestamp` takes it: `seconds[.nanoseconds]`, a Go duration back from `now`
+/// (`24h`, `10m30s`), or an RFC 3339 date or time (`2006-01-02`, `2006-01-02T15:04:05`,
+/// with an optional fraction and zone; no zone is UTC). Nanoseconds since the epoch.
+pub fn filter_time(s: &str, now_nanos: i64) -> Option<i64> {
+    if let Some(t) = parse_timestamp(s) {
+        return Some(t);
+    }
+    if let Some(d) = go_duration(s) {
+        return now_nanos.checked_sub(d);
+    }
+    let full = if s.len() == 10 {
+        format!("{s}T00:00:00Z")
+    } else {
+        s.to_owned()
+    };
+    crate::images::oci::parse_rfc3339(&full).and_then(|secs| secs.checked_mul(1_000_000_000))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,6 +268,17 @@ mod tests {
         assert_eq!(parse_timestamp("12.5"), Some(12_500_000_000));
         assert_eq!(parse_timestamp("12.000000001"), Some(12_000_000_001));
         assert_eq!(parse_timestamp("x"), None);
+        let now = 1_000_000 * 1_000_000_000;
+        assert_eq!(filter_time("10m", now), Some(now - 600 * 1_000_000_000));
+        assert_eq!(filter_time("1h30m", now), Some(now - 5400 * 1_000_000_000));
+        assert_eq!(filter_time("12", now), Some(12_000_000_000));
+        assert_eq!(filter_time("1970-01-02", now), Some(86_400 * 1_000_000_000));
+        assert_eq!(filter_time("1970-01-01T01:00:00+01:00", now), Some(0));
+        assert_eq!(filter_time("soon", now), None);
+        assert_eq!(go_duration("500ms"), Some(500_000_000));
+        assert_eq!(go_duration("1.5s"), Some(1_500_000_000));
+        assert_eq!(go_duration("10"), None);
+        assert_eq!(go_duration(""), None);
         assert_eq!(parse_timestamp("1.x"), None);
     }
 

@@ -16,7 +16,7 @@ use std::io::{Read as _, Write as _};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod common;
 
@@ -218,6 +218,30 @@ impl Daemon {
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
+    }
+
+    /// One raw Engine API request (HTTP/1.0, so the answer ends with the connection):
+    /// (status, body).
+    fn api(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        let mut s = UnixStream::connect(self.socket()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let body = body.unwrap_or("");
+        write!(
+            s,
+            "{method} {path} HTTP/1.0\r\nHost: d\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).unwrap();
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        (status, rest.to_owned())
     }
 
     fn file(&self, name: &str) -> PathBuf {
@@ -525,9 +549,9 @@ fn interactive(d: &Daemon) {
 fn ps_inspect_wait_kill_pause_top_rename() {
     let d = Daemon::start();
     d.ok(&[
-        "run", "-d", "--name", "a", "-l", "role=web", "busybox", "sleep", "300",
+        "run", "-d", "--name", "web", "-l", "role=web", "busybox", "sleep", "300",
     ]);
-    d.ok(&["create", "--name", "b", "busybox", "true"]);
+    d.ok(&["create", "--name", "job", "busybox", "true"]);
     let ps = d.ok(&[
         "ps",
         "-a",
@@ -539,8 +563,8 @@ fn ps_inspect_wait_kill_pause_top_rename() {
     assert_eq!(
         rows,
         vec![
-            "a|busybox|running|\"sleep 300\"",
-            "b|busybox|created|\"true\""
+            "job|busybox|created|\"true\"",
+            "web|busybox|running|\"sleep 300\""
         ]
     );
     assert_eq!(d.ok(&["ps", "-q"]).lines().count(), 1);
@@ -554,7 +578,7 @@ fn ps_inspect_wait_kill_pause_top_rename() {
             "{{.Names}}"
         ])
         .trim(),
-        "a"
+        "web"
     );
     assert_eq!(
         d.ok(&[
@@ -566,9 +590,9 @@ fn ps_inspect_wait_kill_pause_top_rename() {
             "{{.Names}}"
         ])
         .trim(),
-        "b"
+        "job"
     );
-    let inspect: serde_json::Value = serde_json::from_str(&d.ok(&["inspect", "a"])).unwrap();
+    let inspect: serde_json::Value = serde_json::from_str(&d.ok(&["inspect", "web"])).unwrap();
     let c = &inspect[0];
     for k in ["State", "Config", "HostConfig", "NetworkSettings"] {
         assert!(c[k].is_object(), "{k} missing: {c}");
@@ -576,50 +600,104 @@ fn ps_inspect_wait_kill_pause_top_rename() {
     assert_eq!(c["Config"]["Labels"]["role"], "web");
     assert_eq!(c["Config"]["Cmd"], serde_json::json!(["sleep", "300"]));
     assert!(c["State"]["Pid"].as_u64().unwrap() > 0);
-    assert_eq!(c["Name"], "/a");
+    assert_eq!(c["Name"], "/web");
 
-    let top = d.ok(&["top", "a"]);
+    let top = d.ok(&["top", "web"]);
     assert!(top.contains("PID") && top.contains("sleep 300"), "{top}");
 
-    d.ok(&["pause", "a"]);
+    // Filters as docker reads them: names are regular expressions, an ancestor is any name
+    // of the image, before/since order by creation, exited picks exit codes; an unknown
+    // filter is an error, not "no filter".
+    let names = |filter: &str| {
+        let mut v: Vec<String> = d
+            .ok(&["ps", "-a", "--filter", filter, "--format", "{{.Names}}"])
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        v.sort();
+        v.join(",")
+    };
+    assert_eq!(names("name=^/we"), "web");
+    assert_eq!(names("name=o"), "job");
+    assert_eq!(names("ancestor=busybox:latest"), "job,web");
+    assert_eq!(names("ancestor=busybox"), "job,web");
+    assert_eq!(names("before=job"), "web");
+    assert_eq!(names("since=web"), "job");
+    assert_eq!(names("status=exited"), "");
+    let (code, _, err) = d.run(&["ps", "--filter", "bogus=1"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("Invalid filter 'bogus'"), "{err}");
+    let (code, _, err) = d.run(&["ps", "--filter", "status=sleepy"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("Invalid filter 'status=sleepy'"), "{err}");
+    // `ps -s`: the writable layer, and the whole rootfs with the image.
+    d.ok(&[
+        "exec",
+        "web",
+        "dd",
+        "if=/dev/zero",
+        "of=/big",
+        "bs=1024",
+        "count=2048",
+    ]);
+    let size = d.ok(&["ps", "-s", "--filter", "name=web", "--format", "{{.Size}}"]);
+    assert!(
+        size.starts_with("2.1") && size.contains("virtual"),
+        "{size}"
+    );
+    // A one-character name is not a container name for docker.
+    let (code, _, err) = d.run(&["create", "--name", "x", "busybox"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("Invalid container name (x)"), "{err}");
+
+    d.ok(&["pause", "web"]);
+    let (code, _, err) = d.run(&["pause", "web"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("is already paused"), "{err}");
     assert_eq!(
         d.ok(&[
             "inspect",
             "--format",
             "{{.State.Status}} {{.State.Paused}}",
-            "a"
+            "web"
         ])
         .trim(),
         "paused true"
     );
-    d.ok(&["unpause", "a"]);
+    d.ok(&["unpause", "web"]);
     assert_eq!(
-        d.ok(&["inspect", "--format", "{{.State.Status}}", "a"])
+        d.ok(&["inspect", "--format", "{{.State.Status}}", "web"])
             .trim(),
         "running"
     );
 
-    d.ok(&["rename", "a", "a2"]);
+    d.ok(&["rename", "web", "web2"]);
+    let (code, _, err) = d.run(&["rename", "web2", "web2"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("same name as its current name"), "{err}");
+    let (code, _, err) = d.run(&["rename", "web2", "job"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("is already in use"), "{err}");
     // `docker wait` blocks until the kill below.
     let waiter = d
-        .command(&["wait", "a2"])
+        .command(&["wait", "web2"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    d.ok(&["kill", "-s", "TERM", "a2"]);
+    d.ok(&["kill", "-s", "TERM", "web2"]);
     std::thread::sleep(Duration::from_millis(300));
     // sleep as pid 1 ignores SIGTERM (no handler): still running.
     assert_eq!(
-        d.ok(&["inspect", "--format", "{{.State.Status}}", "a2"])
+        d.ok(&["inspect", "--format", "{{.State.Status}}", "web2"])
             .trim(),
         "running"
     );
-    d.ok(&["kill", "-s", "SIGKILL", "a2"]);
+    d.ok(&["kill", "-s", "SIGKILL", "web2"]);
     let out = waiter.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "137");
-    assert_eq!(d.ok(&["wait", "a2"]).trim(), "137");
-    let (code, _, err) = d.run(&["kill", "a2"]);
+    assert_eq!(d.ok(&["wait", "web2"]).trim(), "137");
+    let (code, _, err) = d.run(&["kill", "web2"]);
     assert_ne!(code, 0);
     assert!(err.contains("not running"), "{err}");
     let (code, _, err) = d.run(&["inspect", "nope"]);
@@ -1052,7 +1130,7 @@ fn stats_diff_and_export() {
         "run",
         "-d",
         "--name",
-        "w",
+        "wk",
         "-m",
         "64m",
         "busybox",
@@ -1068,13 +1146,13 @@ fn stats_diff_and_export() {
         "{{.Name}} {{.MemUsage}} {{.PIDs}}",
     ]);
     assert!(
-        stats.starts_with("w ") && stats.contains("64MiB"),
+        stats.starts_with("wk ") && stats.contains("64MiB"),
         "{stats}"
     );
-    let diff = d.ok(&["diff", "w"]);
+    let diff = d.ok(&["diff", "wk"]);
     assert_eq!(diff, "C /bin\nD /bin/ls\nA /newfile\n");
     let out = d
-        .command(&["export", "w"])
+        .command(&["export", "wk"])
         .stdout(Stdio::piped())
         .output()
         .unwrap();
@@ -1100,9 +1178,9 @@ fn stats_diff_and_export() {
         "{names:?}"
     );
     // A stopped container exports too (its rootfs is mounted for the copy only).
-    d.ok(&["stop", "-t", "0", "w"]);
+    d.ok(&["stop", "-t", "0", "wk"]);
     let out = d
-        .command(&["export", "w"])
+        .command(&["export", "wk"])
         .stdout(Stdio::piped())
         .output()
         .unwrap();
@@ -1433,22 +1511,22 @@ fn init_is_pid_1_forwards_signals_and_reaps() {
 
     // SIGTERM reaches the command: stop ends it at once (without --init: the 10 s timeout).
     d.ok(&[
-        "run", "-d", "--init", "--name", "s", "busybox", "sleep", "300",
+        "run", "-d", "--init", "--name", "s1", "busybox", "sleep", "300",
     ]);
     assert_eq!(
-        d.ok(&["inspect", "--format", "{{.HostConfig.Init}}", "s"])
+        d.ok(&["inspect", "--format", "{{.HostConfig.Init}}", "s1"])
             .trim(),
         "true"
     );
     let t0 = Instant::now();
-    d.ok(&["stop", "-t", "10", "s"]);
+    d.ok(&["stop", "-t", "10", "s1"]);
     assert!(
         t0.elapsed() < Duration::from_secs(4),
         "stop took {:?}: SIGTERM not forwarded",
         t0.elapsed()
     );
     assert_eq!(
-        d.ok(&["inspect", "--format", "{{.State.ExitCode}}", "s"])
+        d.ok(&["inspect", "--format", "{{.State.ExitCode}}", "s1"])
             .trim(),
         "143"
     );
@@ -1521,4 +1599,215 @@ fn init_with_a_tty_gives_the_terminal_to_the_command() {
     s.send("exit 4\r");
     let status = s.wait(t);
     assert_eq!(status.code(), Some(4), "{}", s.output());
+}
+
+/// Engine API details the CLI does not show directly, asserted on the raw answers: prune
+/// filters and the bytes reclaimed, attach with `logs=1`, `/system/df` sizes, resource checks
+/// on update, exec started twice, archive upload errors, a commit `Config` body, logs tail
+/// counted before the stream filter, and the `attach` event.
+#[test]
+fn api_details_match_docker() {
+    let d = Daemon::start();
+    let t0 = d.ok(&["version", "--format", "{{.Server.Os}}"]);
+    assert_eq!(t0.trim(), "linux");
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+
+    // Logs tail counts both streams' lines (written apart: the two streams are copied
+    // separately, so their order in the log is only that of time); attach logs=1 replays them
+    // and, without
+    // stream=1, ends.
+    d.ok(&[
+        "run",
+        "--name",
+        "talk",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out1; sleep 0.1; echo err1 >&2; sleep 0.1; echo out2; sleep 0.1; echo err2 >&2; dd if=/dev/zero of=/fill bs=1024 count=1024 2>/dev/null",
+    ]);
+    let (code, out, err) = d.run(&["logs", "--tail", "2", "talk"]);
+    assert_eq!((code, out.as_str(), err.as_str()), (0, "out2\n", "err2\n"));
+    let (st, body) = d.api(
+        "POST",
+        "/v1.44/containers/talk/attach?logs=1&stream=0&stdout=1&stderr=1",
+        None,
+    );
+    assert_eq!(st, 200, "{body}");
+    for l in ["out1", "err1", "out2", "err2"] {
+        assert!(body.contains(l), "attach logs=1 lacks {l}: {body:?}");
+    }
+    let (st, body) = d.api(
+        "POST",
+        "/v1.44/containers/talk/attach?logs=1&stream=0&stdout=1&stderr=0",
+        None,
+    );
+    assert_eq!(st, 200);
+    assert!(body.contains("out1") && !body.contains("err1"), "{body:?}");
+
+    // /system/df: the writable layer alone and with the image; how many containers use each
+    // image.
+    let (st, body) = d.api("GET", "/v1.44/system/df", None);
+    assert_eq!(st, 200, "{body}");
+    let df: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let c = &df["Containers"][0];
+    let rw = c["SizeRw"].as_u64().unwrap();
+    let rootfs = c["SizeRootFs"].as_u64().unwrap();
+    assert!(rw >= 1024 * 1024, "{c}");
+    assert!(rootfs > rw, "SizeRootFs {rootfs} <= SizeRw {rw}");
+    assert_eq!(df["Images"][0]["Containers"], 1, "{}", df["Images"]);
+    let (st, body) = d.api("GET", "/v1.44/system/df?type=container", None);
+    assert_eq!(st, 200);
+    let only: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        only.get("Images").is_none() && only["Containers"].is_array(),
+        "{only}"
+    );
+
+    // Prune takes label filters and reports the bytes it freed; the others stay.
+    d.ok(&[
+        "create", "--name", "keep1", "-l", "keep=1", "busybox", "true",
+    ]);
+    d.ok(&[
+        "create", "--name", "drop1", "-l", "keep=0", "busybox", "true",
+    ]);
+    let (st, body) = d.api(
+        "POST",
+        "/v1.44/containers/prune?filters=%7B%22label%22%3A%5B%22keep%3D0%22%5D%7D",
+        None,
+    );
+    assert_eq!(st, 200, "{body}");
+    let pruned: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        pruned["ContainersDeleted"].as_array().unwrap().len(),
+        1,
+        "{pruned}"
+    );
+    let left = d.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert!(
+        left.contains("keep1") && left.contains("talk") && !left.contains("drop1"),
+        "{left}"
+    );
+    let (st, body) = d.api(
+        "POST",
+        "/v1.44/containers/prune?filters=%7B%22label%21%22%3A%5B%22keep%3D1%22%5D%7D",
+        None,
+    );
+    assert_eq!(st, 200, "{body}");
+    let pruned: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        pruned["SpaceReclaimed"].as_u64().unwrap() >= 1024 * 1024,
+        "{pruned}"
+    );
+    assert_eq!(
+        d.ok(&["ps", "-a", "--format", "{{.Names}}"]).trim(),
+        "keep1"
+    );
+    let (st, body) = d.api(
+        "POST",
+        "/v1.44/containers/prune?filters=%7B%22name%22%3A%5B%22x%22%5D%7D",
+        None,
+    );
+    assert_eq!(st, 400, "{body}");
+
+    // Resource checks with docker's words, before anything reaches the runtime.
+    d.ok(&["run", "-d", "--name", "live", "busybox", "sleep", "300"]);
+    let (code, _, err) = d.run(&["update", "--memory", "1m", "live"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("Minimum memory limit allowed is 6MB"), "{err}");
+    let (code, _, err) = d.run(&["run", "--rm", "--cpus", "64", "busybox", "true"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("Range of CPUs"), "{err}");
+    let (st, body) = d.api(
+        "POST",
+        "/v1.44/containers/live/update",
+        Some(r#"{"Memory": 33554432, "MemorySwap": 16777216}"#),
+    );
+    assert_eq!(st, 400, "{body}");
+
+    // An exec that has run cannot start again: 409.
+    let (st, body) = d.api(
+        "POST",
+        "/v1.44/containers/live/exec",
+        Some(r#"{"Cmd": ["true"]}"#),
+    );
+    assert_eq!(st, 201, "{body}");
+    let exec: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let start = format!("/v1.44/exec/{}/start", exec["Id"].as_str().unwrap());
+    let (st, _) = d.api("POST", &start, Some(r#"{"Detach": false}"#));
+    assert_eq!(st, 200);
+    let (st, body) = d.api("POST", &start, Some(r#"{"Detach": false}"#));
+    assert_eq!(st, 409, "{body}");
+    assert!(body.contains("has already run"), "{body}");
+
+    // Archive uploads: no path, a file as the target, a missing target.
+    let (st, body) = d.api("PUT", "/v1.44/containers/live/archive", Some(""));
+    assert_eq!(st, 400, "{body}");
+    let (st, body) = d.api(
+        "PUT",
+        "/v1.44/containers/live/archive?path=/bin/busybox",
+        Some(""),
+    );
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("not a directory"), "{body}");
+    let (st, body) = d.api(
+        "PUT",
+        "/v1.44/containers/live/archive?path=/nonexistent",
+        Some(""),
+    );
+    assert_eq!(st, 404, "{body}");
+    assert!(
+        body.contains("Could not find the file /nonexistent"),
+        "{body}"
+    );
+    assert!(
+        !body.contains(&d.dir.path().display().to_string()),
+        "host path leaked: {body}"
+    );
+
+    // A commit Config body is laid over the container's; a wrong type is a 400.
+    let (st, body) = d.api(
+        "POST",
+        "/v1.44/commit?container=live&repo=withcfg&comment=note",
+        Some(r#"{"Cmd": ["echo", "from-body"], "Env": ["X=1"]}"#),
+    );
+    assert_eq!(st, 201, "{body}");
+    assert_eq!(d.ok(&["run", "--rm", "withcfg"]), "from-body\n");
+    assert_eq!(
+        d.ok(&["image", "inspect", "--format", "{{.Comment}}", "withcfg"])
+            .trim(),
+        "note"
+    );
+    let (st, body) = d.api(
+        "POST",
+        "/v1.44/commit?container=live&repo=badcfg",
+        Some(r#"{"Cmd": 5}"#),
+    );
+    assert_eq!(st, 400, "{body}");
+    assert!(
+        d.run(&["image", "inspect", "badcfg"]).0 != 0,
+        "badcfg was made"
+    );
+
+    // The attach above is an event, as docker sends it.
+    let events = d.ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            .saturating_add(1)
+            .to_string(),
+        "--filter",
+        "event=attach",
+        "--format",
+        "{{.Actor.Attributes.name}}",
+    ]);
+    assert!(events.lines().any(|l| l == "talk"), "{events}");
 }

@@ -477,42 +477,6 @@ fn check_signal(s: &str) -> Result<(), String> {
     }
 }
 
-/// A Go duration (`30s`, `1m30s`, `500ms`, `1h`) in nanoseconds.
-fn go_duration(s: &str) -> Option<i64> {
-    if s == "0" {
-        return Some(0);
-    }
-    let mut total: f64 = 0.0;
-    let mut rest = s;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let n = rest
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .filter(|n| *n > 0)?;
-        let value: f64 = rest[..n].parse().ok()?;
-        rest = &rest[n..];
-        let u = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let scale = match &rest[..u] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        total += value * scale;
-        rest = &rest[u..];
-    }
-    // Durations here are seconds to hours: far inside i64's range.
-    #[allow(clippy::cast_possible_truncation)]
-    Some(total as i64)
-}
-
 /// `HEALTHCHECK NONE` or `HEALTHCHECK [--interval=…] [--timeout=…] [--start-period=…]
 /// [--start-interval=…] [--retries=N] CMD …`.
 fn healthcheck(rest: &str) -> Result<Value, String> {
@@ -543,8 +507,8 @@ fn healthcheck(rest: &str) -> Result<Value, String> {
             }
             hc.insert(key.into(), json!(n));
         } else {
-            let d =
-                go_duration(value).ok_or_else(|| format!("invalid --{name} duration {value:?}"))?;
+            let d = crate::events::go_duration(value)
+                .ok_or_else(|| format!("invalid --{name} duration {value:?}"))?;
             hc.insert(key.into(), json!(d));
         }
         r = after.trim_start();

@@ -99,6 +99,8 @@ pub fn new_config(
     if !author.is_empty() {
         c["author"] = json!(author);
     }
+    // `docker image inspect`'s Comment (the history entry has it too).
+    c["comment"] = json!(comment);
     let mut cfg = container_config.clone();
     if let Some(o) = cfg.as_object_mut() {
         for k in [
@@ -175,5 +177,6 @@ mod tests {
         assert_eq!(c["rootfs"]["diff_ids"], json!(["sha256:a", "sha256:b"]));
         assert_eq!(c["config"], json!({"Cmd": ["sh"]}));
         assert_eq!(c["history"][0]["comment"], "msg");
+        assert_eq!(c["comment"], "msg");
     }
 }

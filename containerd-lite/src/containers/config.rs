@@ -262,6 +262,87 @@ impl HostConfig {
         self.network_mode == "host"
     }
 
+    /// Checks the resource settings as docker does before a create or an update
+    /// (`verifyContainerResources`), with its words, so that a bad value is a 400 naming the
+    /// field and not a runtime failure at start. `cpus` is the number of CPUs of the host.
+    pub fn verify_resources(&self, cpus: usize) -> Result<(), String> {
+        const MIN_MEMORY: i64 = 6 * 1024 * 1024;
+        if self.memory != 0 && self.memory < MIN_MEMORY {
+            return Err("Minimum memory limit allowed is 6MB".into());
+        }
+        if self.memory_swap > 0 && self.memory == 0 {
+            return Err(
+                "You should always set the Memory limit when using Memoryswap limit, see usage"
+                    .into(),
+            );
+        }
+        if self.memory > 0 && self.memory_swap > 0 && self.memory_swap < self.memory {
+            return Err(
+                "Minimum memoryswap limit should be larger than memory limit, see usage".into(),
+            );
+        }
+        let max_nano = i64::try_from(cpus).unwrap_or(i64::MAX / 1_000_000_000) * 1_000_000_000;
+        if self.nano_cpus < 0 || self.nano_cpus > max_nano {
+            return Err(format!(
+                "Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
+            ));
+        }
+        if self.nano_cpus > 0 && self.cpu_period > 0 {
+            return Err("Conflicting options: Nano CPUs and CPU Period cannot both be set".into());
+        }
+        if self.nano_cpus > 0 && self.cpu_quota > 0 {
+            return Err("Conflicting options: Nano CPUs and CPU Quota cannot both be set".into());
+        }
+        if self.cpu_period != 0 && !(1000..=1_000_000).contains(&self.cpu_period) {
+            return Err(
+                "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)"
+                    .into(),
+            );
+        }
+        if self.cpu_quota > 0 && self.cpu_quota < 1000 {
+            return Err("CPU cfs quota can not be less than 1ms (i.e. 1000)".into());
+        }
+        if self.cpu_shares < 0 {
+            return Err(format!(
+                "invalid CPU shares ({}): value must be a positive integer",
+                self.cpu_shares
+            ));
+        }
+        for (what, list) in [
+            ("CPUs", &self.cpuset_cpus),
+            ("memory nodes", &self.cpuset_mems),
+        ] {
+            if !list.is_empty() && !valid_cpu_list(list) {
+                return Err(format!("Invalid value {list} for cpuset {what}"));
+            }
+        }
+        if !self.cpuset_cpus.is_empty() {
+            let too_big = self
+                .cpuset_cpus
+                .split(',')
+                .filter_map(|r| r.rsplit('-').next())
+                .filter_map(|n| n.parse::<usize>().ok())
+                .any(|n| n >= cpus);
+            if too_big {
+                return Err(format!(
+                    "Requested CPUs are not available - requested {}, available: 0-{}",
+                    self.cpuset_cpus,
+                    cpus.saturating_sub(1)
+                ));
+            }
+        }
+        if !(-1000..=1000).contains(&self.oom_score_adj) {
+            return Err(format!(
+                "Invalid value {}, range for oom score adj is [-1000, 1000]",
+                self.oom_score_adj
+            ));
+        }
+        if self.shm_size < 0 {
+            return Err("SHM size can not be less than 0".into());
+        }
+        Ok(())
+    }
+
     /// The shm size in bytes (docker's default 64 MiB).
     pub fn shm_bytes(&self) -> i64 {
         if self.shm_size > 0 {
@@ -270,6 +351,19 @@ impl HostConfig {
             64 * 1024 * 1024
         }
     }
+}
+
+/// A cpuset list: `0`, `0-3`, `0,2-3`.
+fn valid_cpu_list(s: &str) -> bool {
+    s.split(',').all(|r| {
+        let mut p = r.splitn(2, '-');
+        let a = p.next().and_then(|n| n.parse::<u32>().ok());
+        match (a, p.next()) {
+            (Some(_), None) => true,
+            (Some(a), Some(b)) => b.parse::<u32>().is_ok_and(|b| b >= a),
+            (None, _) => false,
+        }
+    })
 }
 
 /// The image's runtime defaults (`config` of the image config JSON).
@@ -401,6 +495,55 @@ mod tests {
 
     fn image(v: Value) -> ImageDefaults {
         ImageDefaults::from_image_config(&json!({ "config": v }))
+    }
+
+    #[test]
+    fn resources_are_checked_as_docker_does() {
+        let h = |v: Value| -> HostConfig { serde_json::from_value(v).unwrap() };
+        let ok = |v: Value| h(v).verify_resources(2);
+        assert!(ok(json!({})).is_ok());
+        assert!(ok(json!({"Memory": 6_291_456, "MemorySwap": -1, "NanoCpus": 1_500_000_000, "CpusetCpus": "0-1", "PidsLimit": -1})).is_ok());
+        assert!(ok(json!({"CpuPeriod": 100_000, "CpuQuota": 50_000, "CpusetCpus": "0,1"})).is_ok());
+        for (v, want) in [
+            (json!({"Memory": 1}), "Minimum memory limit allowed is 6MB"),
+            (
+                json!({"MemorySwap": 10_000_000}),
+                "always set the Memory limit",
+            ),
+            (
+                json!({"Memory": 20_000_000, "MemorySwap": 10_000_000}),
+                "larger than memory limit",
+            ),
+            (
+                json!({"NanoCpus": 3_000_000_000_i64}),
+                "Range of CPUs is from 0.01 to 2.00",
+            ),
+            (
+                json!({"NanoCpus": 1_000_000_000, "CpuPeriod": 100_000}),
+                "Conflicting options",
+            ),
+            (
+                json!({"NanoCpus": 1_000_000_000, "CpuQuota": 50_000}),
+                "Conflicting options",
+            ),
+            (json!({"CpuPeriod": 10}), "CPU cfs period"),
+            (json!({"CpuQuota": 10}), "CPU cfs quota"),
+            (json!({"CpuShares": -2}), "CPU shares"),
+            (
+                json!({"CpusetCpus": "1-0"}),
+                "Invalid value 1-0 for cpuset CPUs",
+            ),
+            (json!({"CpusetCpus": "x"}), "Invalid value x"),
+            (
+                json!({"CpusetCpus": "0-7"}),
+                "Requested CPUs are not available",
+            ),
+            (json!({"OomScoreAdj": 1001}), "oom score adj"),
+            (json!({"ShmSize": -1}), "SHM size"),
+        ] {
+            let e = ok(v.clone()).unwrap_err();
+            assert!(e.contains(want), "{v}: {e}");
+        }
     }
 
     #[test]

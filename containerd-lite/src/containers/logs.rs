@@ -204,14 +204,16 @@ impl Selection {
             && self.until.is_none_or(|u| e.time <= u)
     }
 
-    /// Applies filters and tail to what is in the file now.
-    pub fn apply(&self, entries: Vec<Entry>) -> Vec<Entry> {
-        let mut v: Vec<Entry> = entries.into_iter().filter(|e| self.wants(e)).collect();
+    /// Applies tail and then the filters to what is in the file now: as docker's json-file
+    /// reader, the tail counts the file's last lines of both streams, before the stream and
+    /// time filters pick from them.
+    pub fn apply(&self, mut entries: Vec<Entry>) -> Vec<Entry> {
         if let Some(n) = self.tail {
-            let skip = v.len().saturating_sub(n);
-            v.drain(..skip);
+            let skip = entries.len().saturating_sub(n);
+            entries.drain(..skip);
         }
-        v
+        entries.retain(|e| self.wants(e));
+        entries
     }
 }
 
@@ -265,7 +267,24 @@ mod tests {
             since: Some(3),
             ..Selection::default()
         };
-        assert_eq!(sel.apply(all).len(), 2);
+        assert_eq!(sel.apply(all.clone()).len(), 2);
+        // The tail counts both streams' lines before the stream filter (docker's json-file):
+        // the last 3 lines are err, two, tail, of which stderr is one.
+        let sel = Selection {
+            stdout: false,
+            stderr: true,
+            tail: Some(3),
+            ..Selection::default()
+        };
+        let v = sel.apply(all.clone());
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].log, b"err\n");
+        let sel = Selection {
+            stderr: true,
+            tail: Some(2),
+            ..sel
+        };
+        assert!(sel.apply(all).is_empty());
         let (more, end2) = read_from(&p, end).unwrap();
         assert!(more.is_empty());
         assert_eq!(end2, end);

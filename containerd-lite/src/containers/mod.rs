@@ -61,6 +61,9 @@ pub enum Error {
     /// No container by that name or id.
     #[error("No such container: {0}")]
     NotFound(String),
+    /// A path missing in the container (the message is docker's whole sentence).
+    #[error("{0}")]
+    PathNotFound(String),
     /// No exec instance by that id.
     #[error("No such exec instance: {0}")]
     ExecNotFound(String),
@@ -91,6 +94,9 @@ pub enum Error {
     /// The container is paused.
     #[error("Container {0} is paused, unpause the container before stopping or killing")]
     Paused(String),
+    /// Pause of a container that is paused already.
+    #[error("Container {0} is already paused")]
+    AlreadyPaused(String),
     /// Unpause of a container that is not paused.
     #[error("Container {0} is not paused")]
     NotPaused(String),
@@ -100,6 +106,9 @@ pub enum Error {
     /// A request field is invalid.
     #[error("{0}")]
     Invalid(String),
+    /// The request conflicts with the object's state (409), in docker's words.
+    #[error("{0}")]
+    Conflict(String),
     /// The spec cannot be built from the request.
     #[error(transparent)]
     Spec(#[from] spec::Error),
@@ -132,16 +141,21 @@ impl Error {
     /// The service-boundary class of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::NotFound(_) | Error::ExecNotFound(_) => ErrorKind::NotFound,
+            Error::NotFound(_) | Error::ExecNotFound(_) | Error::PathNotFound(_) => {
+                ErrorKind::NotFound
+            }
             Error::NameInUse { .. } => ErrorKind::AlreadyExists,
             Error::Ambiguous(_)
             | Error::InvalidName(_)
             | Error::UnknownRuntime(_)
             | Error::Invalid(_)
             | Error::Spec(_) => ErrorKind::InvalidArgument,
-            Error::NotRunning(_) | Error::Running(_) | Error::Paused(_) | Error::NotPaused(_) => {
-                ErrorKind::FailedPrecondition
-            }
+            Error::NotRunning(_)
+            | Error::Running(_)
+            | Error::Paused(_)
+            | Error::AlreadyPaused(_)
+            | Error::NotPaused(_)
+            | Error::Conflict(_) => ErrorKind::FailedPrecondition,
             Error::Image(e) => e.kind(),
             Error::Snapshot(e) => e.kind(),
             Error::Metadata(e) => e.kind(),
@@ -475,9 +489,10 @@ fn random_hex(bytes: usize) -> String {
     hex::encode(buf)
 }
 
+/// docker's `^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$`: two characters at least.
 fn valid_name(n: &str) -> bool {
     let b = n.as_bytes();
-    !b.is_empty()
+    b.len() >= 2
         && b[0].is_ascii_alphanumeric()
         && b[1..]
             .iter()
@@ -594,6 +609,11 @@ pub fn parse_signal(s: &str) -> Result<i32, Error> {
     name.parse::<nix::sys::signal::Signal>()
         .map(|s| s as i32)
         .map_err(|_| Error::Invalid(format!("invalid signal: {s}")))
+}
+
+/// The CPUs the host has (for docker's `--cpus` range check).
+fn host_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 fn now_nanos() -> i64 {
@@ -867,7 +887,8 @@ impl ContainerService {
         Ok(self.meta.put(Table::Containers, &rec.id, rec)?)
     }
 
-    fn event(&self, rec: &ContainerRecord, action: &str, extra: &[(&str, String)]) {
+    /// Publishes a container event (`/events`) with the container's labels, name and image.
+    pub fn event(&self, rec: &ContainerRecord, action: &str, extra: &[(&str, String)]) {
         let mut attrs: BTreeMap<String, String> = rec.config.labels.clone();
         attrs.insert("name".into(), rec.short_name().to_owned());
         attrs.insert("image".into(), rec.image.clone());
@@ -906,6 +927,7 @@ impl ContainerService {
             .unwrap_or_else(|| serde_json::json!({}));
         let mut host: HostConfig = serde_json::from_value(host_json.clone())
             .map_err(|e| Error::Invalid(format!("invalid host config: {e}")))?;
+        host.verify_resources(host_cpus()).map_err(Error::Invalid)?;
         let mut warnings = Vec::new();
         match host.network_mode.as_str() {
             "" | "default" | "none" => host.network_mode = "none".into(),
@@ -1561,7 +1583,7 @@ impl ContainerService {
             return Err(Error::NotRunning(rec.id.clone()));
         };
         match (pause, rec.state.status) {
-            (true, Status::Paused) => return Err(Error::Paused(rec.id.clone())),
+            (true, Status::Paused) => return Err(Error::AlreadyPaused(rec.id.clone())),
             (false, Status::Running) => return Err(Error::NotPaused(rec.id.clone())),
             _ => {}
         }
@@ -1593,6 +1615,11 @@ impl ContainerService {
             return Err(Error::InvalidName(bare.to_owned()));
         }
         let full = format!("/{bare}");
+        if rec.name == full {
+            return Err(Error::Invalid(
+                "Renaming a container with the same name as its current name".into(),
+            ));
+        }
         if let Some(c) = self.list()?.into_iter().find(|c| c.name == full) {
             return Err(Error::NameInUse {
                 name: full,
@@ -1648,6 +1675,12 @@ impl ContainerService {
         if let Some(rp) = body.get("RestartPolicy").filter(|v| v.is_object()) {
             rec.host_config["RestartPolicy"] = rp.clone();
         }
+        // The limits as they will be, checked whole (a new memory limit against the old swap).
+        let merged: HostConfig = serde_json::from_value(rec.host_config.clone())
+            .map_err(|e| Error::Invalid(format!("invalid update: {e}")))?;
+        merged
+            .verify_resources(host_cpus())
+            .map_err(Error::Invalid)?;
         if let Some(task) = self.live(&rec.id).task() {
             let res = spec::resources(&patch);
             let shim = task.shim.clone();
@@ -1763,9 +1796,15 @@ impl ContainerService {
     pub async fn exec_start(&self, exec: &Arc<ExecInstance>) -> Result<(), Error> {
         {
             let st = exec.state.lock().unwrap_or_else(|p| p.into_inner());
-            if st.0 || st.2.is_some() {
-                return Err(Error::Invalid(format!(
-                    "exec {} has already been started",
+            if st.2.is_some() {
+                return Err(Error::Conflict(format!(
+                    "Error: Exec command {} has already run",
+                    exec.id
+                )));
+            }
+            if st.0 {
+                return Err(Error::Conflict(format!(
+                    "Error: Exec command {} is already running",
                     exec.id
                 )));
             }
@@ -2024,6 +2063,9 @@ impl ContainerService {
             changes::overlay_config(&mut image_config, g);
         }
         changes::apply(&mut image_config, &change_list).map_err(Error::Invalid)?;
+        // A given Config with a field of the wrong type is refused, not stored.
+        serde_json::from_value::<ContainerConfig>(image_config.clone())
+            .map_err(|e| Error::Invalid(format!("invalid commit config: {e}")))?;
         let live = self.live(&rec.id);
         let paused_here = pause && rec.state.status == Status::Running && live.task().is_some();
         if paused_here {
@@ -2198,6 +2240,37 @@ impl ContainerService {
     pub fn paths(&self, id: &str) -> (PathBuf, PathBuf, PathBuf) {
         let d = self.dir(id);
         (d.join("resolv.conf"), d.join("hostname"), d.join("hosts"))
+    }
+
+    /// `GraphDriver.Data` of inspect: the overlay's `LowerDir`, `UpperDir`, `WorkDir` and the
+    /// `MergedDir` the rootfs is mounted on while the container runs.
+    pub fn graph_driver_data(&self, rec: &ContainerRecord) -> BTreeMap<String, String> {
+        let mut data = BTreeMap::new();
+        let mounts = self
+            .images
+            .snapshotter()
+            .mounts(&rec.snapshot)
+            .unwrap_or_default();
+        for m in &mounts {
+            if m.fstype == "bind" {
+                data.insert("UpperDir".into(), m.source.display().to_string());
+            }
+            for o in &m.options {
+                let (k, v) = o.split_once('=').unwrap_or((o, ""));
+                let key = match k {
+                    "lowerdir" => "LowerDir",
+                    "upperdir" => "UpperDir",
+                    "workdir" => "WorkDir",
+                    _ => continue,
+                };
+                data.insert(key.into(), v.to_owned());
+            }
+        }
+        data.insert(
+            "MergedDir".into(),
+            self.dir(&rec.id).join("rootfs").display().to_string(),
+        );
+        data
     }
 }
 

@@ -111,9 +111,17 @@ fn status_text(r: &ContainerRecord) -> String {
     }
 }
 
+/// The `Command` of `docker ps`: the path and the arguments, an argument with a space in
+/// single quotes (as docker shows it; the path itself is never quoted).
 fn command_line(r: &ContainerRecord) -> String {
     let mut v = vec![r.path.clone()];
-    v.extend(r.args.iter().cloned());
+    v.extend(r.args.iter().map(|a| {
+        if a.contains(' ') {
+            format!("'{a}'")
+        } else {
+            a.clone()
+        }
+    }));
     v.join(" ")
 }
 
@@ -155,54 +163,251 @@ fn mounts_json(r: &ContainerRecord) -> Vec<Value> {
         .collect()
 }
 
-fn matches_filters(
-    r: &ContainerRecord,
-    f: &std::collections::BTreeMap<String, Vec<String>>,
-) -> bool {
-    let any = |k: &str, p: &dyn Fn(&str) -> bool| f.get(k).is_none_or(|v| v.iter().any(|x| p(x)));
-    any("id", &|x| r.id.starts_with(x))
-        && any("name", &|x| {
-            r.short_name().contains(x.trim_start_matches('/'))
-        })
-        && any("status", &|x| x == r.state.status.as_str())
-        && any("ancestor", &|x| {
-            r.image == x
-                || r.image_id == x
-                || r.image_id.trim_start_matches("sha256:").starts_with(x)
-        })
-        && any("exited", &|x| {
-            r.state.status == Status::Exited && x.parse::<i64>().ok() == Some(r.state.exit_code)
-        })
-        && f.get("label").is_none_or(|v| {
-            v.iter().all(|l| match l.split_once('=') {
-                Some((k, val)) => r.config.labels.get(k).is_some_and(|x| x == val),
-                None => r.config.labels.contains_key(l.as_str()),
+/// The filters `GET /containers/json` takes (docker's `acceptedPsFilterTags`).
+const PS_FILTERS: [&str; 15] = [
+    "ancestor",
+    "before",
+    "expose",
+    "exited",
+    "health",
+    "id",
+    "isolation",
+    "is-task",
+    "label",
+    "name",
+    "network",
+    "publish",
+    "since",
+    "status",
+    "volume",
+];
+
+/// The container states a `status` filter may name.
+const STATUSES: [&str; 7] = [
+    "created",
+    "restarting",
+    "running",
+    "removing",
+    "paused",
+    "exited",
+    "dead",
+];
+
+/// A `filters` query checked and resolved against the containers and images: names as
+/// regular expressions, `ancestor` as image ids, `before`/`since` as creation times.
+pub(super) struct PsFilter {
+    raw: std::collections::BTreeMap<String, Vec<String>>,
+    names: Vec<regex::Regex>,
+    ancestors: Vec<String>,
+    before: Option<i64>,
+    since: Option<i64>,
+    until: Option<i64>,
+}
+
+impl PsFilter {
+    /// Checks the filters of `GET /containers/json` (`accepted` = [`PS_FILTERS`]) or of
+    /// `POST /containers/prune` (`label`, `label!`, `until`); an unknown key or a bad value is
+    /// docker's 400 "Invalid filter".
+    pub(super) fn new(
+        raw: std::collections::BTreeMap<String, Vec<String>>,
+        accepted: &[&str],
+        recs: &[ContainerRecord],
+        images: &crate::images::ImageService,
+    ) -> Result<Self, ApiError> {
+        let bad = |k: &str, v: &str| invalid(format!("Invalid filter '{k}={v}'"));
+        for (k, vals) in &raw {
+            if !accepted.contains(&k.as_str()) {
+                return Err(invalid(format!("Invalid filter '{k}'")));
+            }
+            for v in vals {
+                let ok = match k.as_str() {
+                    "status" => STATUSES.contains(&v.as_str()),
+                    "exited" => v.parse::<i64>().is_ok(),
+                    "health" => matches!(v.as_str(), "starting" | "healthy" | "unhealthy" | "none"),
+                    "is-task" => matches!(v.as_str(), "true" | "false"),
+                    _ => true,
+                };
+                if !ok {
+                    return Err(bad(k, v));
+                }
+            }
+        }
+        let names = raw
+            .get("name")
+            .map(|v| {
+                v.iter()
+                    .map(|n| regex::Regex::new(n).map_err(|e| bad("name", &format!("{n}: {e}"))))
+                    .collect::<Result<Vec<_>, _>>()
             })
+            .transpose()?
+            .unwrap_or_default();
+        // An image that does not resolve matches by the name the container was created with.
+        let ancestors = raw
+            .get("ancestor")
+            .map(|v| {
+                v.iter()
+                    .map(|a| {
+                        images
+                            .resolve(a)
+                            .map_or_else(|_| a.clone(), |i| i.id.to_string())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let created_of = |k: &str| -> Result<Option<i64>, ApiError> {
+            let Some(v) = raw.get(k).and_then(|v| v.first()) else {
+                return Ok(None);
+            };
+            let v = v.trim_start_matches('/');
+            recs.iter()
+                .find(|r| r.short_name() == v || r.id == v)
+                .or_else(|| recs.iter().find(|r| r.id.starts_with(v)))
+                .map(|r| Some(r.created))
+                .ok_or_else(|| {
+                    ApiError::new(ErrorKind::NotFound, format!("No such container: {v}"))
+                })
+        };
+        let until = match raw.get("until").and_then(|v| v.first()) {
+            Some(u) => Some(
+                crate::events::filter_time(u, logs::now_nanos()).ok_or_else(|| bad("until", u))?,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            names,
+            ancestors,
+            before: created_of("before")?,
+            since: created_of("since")?,
+            until,
+            raw,
         })
+    }
+
+    /// `status` or `exited` asks for stopped containers without `all`.
+    fn implies_all(&self) -> bool {
+        self.raw.contains_key("status") || self.raw.contains_key("exited")
+    }
+
+    fn matches(&self, r: &ContainerRecord) -> bool {
+        let f = &self.raw;
+        let any =
+            |k: &str, p: &dyn Fn(&str) -> bool| f.get(k).is_none_or(|v| v.iter().any(|x| p(x)));
+        let host = r.host();
+        let network = r.host_config["NetworkMode"]
+            .as_str()
+            .unwrap_or("none")
+            .to_owned();
+        let exposed: Vec<String> = r
+            .config
+            .exposed_ports
+            .as_ref()
+            .and_then(Value::as_object)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        any("id", &|x| r.id.starts_with(x))
+            && (self.names.is_empty() || self.names.iter().any(|n| n.is_match(&r.name)))
+            && any("status", &|x| x == r.state.status.as_str())
+            && (self.ancestors.is_empty()
+                || self
+                    .ancestors
+                    .iter()
+                    .any(|a| *a == r.image_id || *a == r.image))
+            && any("exited", &|x| {
+                r.state.status == Status::Exited && x.parse::<i64>().ok() == Some(r.state.exit_code)
+            })
+            // No health checks run: every container's health is "none".
+            && any("health", &|x| x == "none")
+            && any("is-task", &|x| x == "false")
+            && any("isolation", &|x| x == "default" || x.is_empty())
+            && any("network", &|x| x == network)
+            && any("volume", &|x| {
+                host.binds.iter().any(|b| {
+                    let mut p = b.split(':');
+                    let (src, dst) = (p.next().unwrap_or(""), p.next().unwrap_or(""));
+                    x == src || x == dst
+                })
+            })
+            && any("expose", &|x| {
+                let x = if x.contains('/') { x.to_owned() } else { format!("{x}/tcp") };
+                exposed.contains(&x)
+            })
+            // Nothing is published until port mapping exists.
+            && any("publish", &|_| false)
+            && self.before.is_none_or(|t| r.created < t)
+            && self.since.is_none_or(|t| r.created > t)
+            && self.until.is_none_or(|t| r.created < t)
+            && labels_match(&r.config.labels, f.get("label"), true)
+            && labels_match(&r.config.labels, f.get("label!"), false)
+    }
+}
+
+/// `label` filters (`key` or `key=value`): all must hold (`want`), or (for `label!`) none may.
+fn labels_match(
+    labels: &std::collections::BTreeMap<String, String>,
+    filter: Option<&Vec<String>>,
+    want: bool,
+) -> bool {
+    filter.is_none_or(|v| {
+        v.iter().all(|l| {
+            let has = match l.split_once('=') {
+                Some((k, val)) => labels.get(k).is_some_and(|x| x == val),
+                None => labels.contains_key(l.as_str()),
+            };
+            has == want
+        })
+    })
+}
+
+/// The size of a container's writable layer, and of its whole root filesystem (the image's
+/// layers too), as `SizeRw` / `SizeRootFs`.
+pub(super) fn container_sizes(
+    images: &crate::images::ImageService,
+    r: &ContainerRecord,
+) -> (u64, u64) {
+    let rw = images
+        .snapshotter()
+        .usage(&r.snapshot)
+        .map(|u| u.size)
+        .unwrap_or(0);
+    let image = images.resolve(&r.image_id).map(|i| i.size).unwrap_or(0);
+    (rw, rw + image)
 }
 
 /// `GET /containers/json`.
 pub async fn list(state: &Arc<ApiState>, q: &Query) -> Result<Resp, ApiError> {
     let filters = q.filters().map_err(invalid)?;
     let all = q.bool("all");
+    let size = q.bool("size");
     let limit: Option<usize> = q
         .get("limit")
         .and_then(|l| l.parse::<i64>().ok())
         .and_then(|l| usize::try_from(l).ok())
         .filter(|l| *l > 0);
     let svc = state.containers.clone();
-    let recs = blocking(move || Ok(svc.list()?)).await?;
-    let mut out: Vec<Value> = recs
-        .iter()
-        .filter(|r| {
-            all || limit.is_some() || r.state.status.is_live() || filters.contains_key("status")
-        })
-        .filter(|r| matches_filters(r, &filters))
-        .map(summary)
-        .collect();
-    if let Some(n) = limit {
-        out.truncate(n);
-    }
+    let images = state.images.clone();
+    let out = blocking(move || {
+        let recs = svc.list()?;
+        let filter = PsFilter::new(filters, &PS_FILTERS, &recs, &images)?;
+        let mut out: Vec<Value> = recs
+            .iter()
+            .filter(|r| all || limit.is_some() || r.state.status.is_live() || filter.implies_all())
+            .filter(|r| filter.matches(r))
+            .map(|r| {
+                let mut v = summary(r);
+                if size {
+                    let (rw, rootfs) = container_sizes(&images, r);
+                    v["SizeRw"] = json!(rw);
+                    v["SizeRootFs"] = json!(rootfs);
+                }
+                v
+            })
+            .collect();
+        if let Some(n) = limit {
+            out.truncate(n);
+        }
+        Ok(out)
+    })
+    .await?;
     Ok(json(StatusCode::OK, &Value::Array(out)))
 }
 
@@ -215,10 +420,18 @@ fn time_or_zero(n: i64) -> String {
 }
 
 /// `GET /containers/{id}/json`.
-pub async fn inspect(state: &Arc<ApiState>, id: &str) -> Result<Resp, ApiError> {
+pub async fn inspect(state: &Arc<ApiState>, id: &str, q: &Query) -> Result<Resp, ApiError> {
     let svc = state.containers.clone();
+    let images = state.images.clone();
     let id = id.to_owned();
-    let r = blocking(move || Ok(svc.get(&id)?)).await?;
+    let want_size = q.bool("size");
+    let (r, graph, sizes) = blocking(move || {
+        let r = svc.get(&id)?;
+        let graph = svc.graph_driver_data(&r);
+        let sizes = want_size.then(|| container_sizes(&images, &r));
+        Ok((r, graph, sizes))
+    })
+    .await?;
     let (resolv, hostname, hosts) = state.containers.paths(&r.id);
     let execs = state.containers.exec_ids(&r.id);
     let st = &r.state;
@@ -228,7 +441,7 @@ pub async fn inspect(state: &Arc<ApiState>, id: &str) -> Result<Resp, ApiError> 
         .to_owned();
     let mut config = serde_json::to_value(&r.config).unwrap_or_else(|_| json!({}));
     config["Image"] = json!(r.image);
-    let v = json!({
+    let mut v = json!({
         "Id": r.id,
         "Created": format_nanos(r.created),
         "Path": r.path,
@@ -260,7 +473,7 @@ pub async fn inspect(state: &Arc<ApiState>, id: &str) -> Result<Resp, ApiError> 
         "AppArmorProfile": "",
         "ExecIDs": if execs.is_empty() { Value::Null } else { json!(execs) },
         "HostConfig": r.host_config,
-        "GraphDriver": {"Data": null, "Name": "overlayfs"},
+        "GraphDriver": {"Data": graph, "Name": "overlayfs"},
         "Mounts": mounts_json(&r),
         "Config": config,
         "NetworkSettings": {
@@ -277,6 +490,10 @@ pub async fn inspect(state: &Arc<ApiState>, id: &str) -> Result<Resp, ApiError> 
             }},
         },
     });
+    if let Some((rw, rootfs)) = sizes {
+        v["SizeRw"] = json!(rw);
+        v["SizeRootFs"] = json!(rootfs);
+    }
     Ok(json(StatusCode::OK, &v))
 }
 
@@ -576,10 +793,15 @@ pub async fn logs(state: &Arc<ApiState>, id: &str, q: &Query) -> Result<Resp, Ap
 /// The 101 answer of a hijack (`None` when the client did not ask to upgrade).
 /// Output without a connection upgrade: a plain streamed body, raw with a tty, multiplexed
 /// 8-byte-header frames without.
-fn streamed_output(mut out: mpsc::Receiver<Chunk>, tty: bool) -> Resp {
+/// The output of a process as a plain streamed body (no upgrade), only the streams wanted
+/// (`want` = stdout, stderr).
+fn streamed_output(mut out: mpsc::Receiver<Chunk>, tty: bool, want: (bool, bool)) -> Resp {
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     tokio::spawn(async move {
         while let Some((stream, data)) = out.recv().await {
+            if !wanted(stream, want) {
+                continue;
+            }
             let b = if tty {
                 data.to_vec()
             } else {
@@ -593,6 +815,15 @@ fn streamed_output(mut out: mpsc::Receiver<Chunk>, tty: bool) -> Resp {
     let mut r = upgrade_response(false, tty);
     *r.body_mut() = ResponseBody::Stream(rx);
     r
+}
+
+/// Whether a chunk of `stream` (1 stdout, 2 stderr) is one the client asked for.
+fn wanted(stream: u8, want: (bool, bool)) -> bool {
+    match stream {
+        1 => want.0,
+        2 => want.1,
+        _ => true,
+    }
 }
 
 fn upgrade_response(req_upgrade: bool, tty: bool) -> Resp {
@@ -712,12 +943,7 @@ fn spawn_stream(
             })
         });
         while let Some((stream, data)) = out.recv().await {
-            let ok = match stream {
-                1 => want.0,
-                2 => want.1,
-                _ => true,
-            };
-            if !ok {
+            if !wanted(stream, want) {
                 continue;
             }
             let r = if tty {
@@ -756,7 +982,44 @@ pub async fn attach(
     let live = state.containers.live_of(&rec.id);
     let tty = rec.config.tty;
     let stdin = q.bool("stdin") && rec.config.open_stdin;
-    let out = live.attachers.attach();
+    // `logs=1` replays the log first; `stream=1` then follows the live output (docker reads
+    // the log to its end, then attaches, as here).
+    let out = if q.bool("logs") {
+        let (tx, rx) = mpsc::channel::<Chunk>(64);
+        let path = state.containers.log_path(&rec.id);
+        let stream = q.bool("stream");
+        let live = live.clone();
+        tokio::spawn(async move {
+            if let Ok(Ok((entries, _))) =
+                tokio::task::spawn_blocking(move || logs::read_from(&path, 0)).await
+            {
+                for e in entries {
+                    if tx
+                        .send((e.stream.byte(), Bytes::from(e.log)))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+            if stream {
+                let mut live_out = live.attachers.attach();
+                while let Some(c) = live_out.recv().await {
+                    if tx.send(c).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        rx
+    } else if q.bool("stream") {
+        live.attachers.attach()
+    } else {
+        // Neither: nothing to send (docker answers and closes).
+        mpsc::channel::<Chunk>(1).1
+    };
+    state.containers.event(&rec, "attach", &[]);
     let upgrade = wants_upgrade(&req);
     let on_upgrade = hyper::upgrade::on(&mut req);
     let sink = stdin.then(|| StdinSink::Container(live.clone(), rec.config.stdin_once && !tty));
@@ -766,7 +1029,7 @@ pub async fn attach(
         Ok(upgrade_response(true, tty))
     } else {
         // No upgrade (old clients, curl): output only, as a plain streamed body.
-        Ok(streamed_output(out, tty))
+        Ok(streamed_output(out, tty, want))
     }
 }
 
@@ -836,7 +1099,7 @@ pub async fn exec_start(
         spawn_stream(on_upgrade, out, sink, tty, want, Some(after));
         Ok(upgrade_response(true, tty))
     } else {
-        Ok(streamed_output(out, tty))
+        Ok(streamed_output(out, tty, want))
     }
 }
 
@@ -925,10 +1188,10 @@ pub async fn export(state: &Arc<ApiState>, id: &str) -> Result<Resp, ApiError> {
     Ok(r)
 }
 
-fn not_found_path(path: &str) -> ApiError {
+fn not_found_path(path: &str, id: &str) -> ApiError {
     ApiError::new(
         ErrorKind::NotFound,
-        format!("Could not find the file {path} in container"),
+        format!("Could not find the file {path} in container {id}"),
     )
 }
 
@@ -950,15 +1213,20 @@ pub async fn archive_get(
     if path.is_empty() {
         return Err(invalid("path is required"));
     }
+    // A missing container is a 404 naming it, before any work.
+    let svc = state.containers.clone();
+    let idc = id.to_owned();
+    let id = blocking(move || Ok(svc.get(&idc)?.id)).await?;
     let (w, body) = super::ChannelWriter::new();
     let (stat_tx, stat_rx) = tokio::sync::oneshot::channel::<Result<Value, ApiError>>();
     let st = state.clone();
-    let id = id.to_owned();
+    let id2 = id.clone();
+    let id3 = id.clone();
     tokio::spawn(async move {
         let p2 = path.clone();
         let r = st
             .containers
-            .with_rootfs(&id, move |root| {
+            .with_rootfs(&id3, move |root| {
                 let follow = p2.ends_with('/') || p2.ends_with("/.");
                 let host = archive::scoped_join(root, &p2, follow)
                     .map_err(|e| crate::containers::Error::Invalid(e.to_string()))?;
@@ -966,7 +1234,7 @@ pub async fn archive_get(
                 let stat = match archive::stat_json(&host, &name) {
                     Ok(s) => s,
                     Err(_) => {
-                        let _ = stat_tx.send(Err(not_found_path(&p2)));
+                        let _ = stat_tx.send(Err(not_found_path(&p2, &id2)));
                         return Ok(());
                     }
                 };
@@ -983,9 +1251,12 @@ pub async fn archive_get(
             tracing::debug!(error = %e, "archive");
         }
     });
-    let stat = stat_rx
-        .await
-        .map_err(|_| ApiError::new(ErrorKind::NotFound, "No such container: or rootfs"))??;
+    let stat = stat_rx.await.map_err(|_| {
+        ApiError::new(
+            ErrorKind::Internal,
+            format!("could not read the root filesystem of container {id}"),
+        )
+    })??;
     let mut r = Response::new(if head { ResponseBody::empty() } else { body });
     r.headers_mut()
         .insert("X-Docker-Container-Path-Stat", stat_header(&stat));
@@ -1001,22 +1272,38 @@ pub async fn archive_put(
     q: &Query,
     body: Incoming,
 ) -> Result<Resp, ApiError> {
+    use crate::containers::Error as CError;
     use crate::containers::archive;
     let path = q.get("path").unwrap_or("").to_owned();
+    if path.is_empty() {
+        return Err(invalid("bad parameter: path cannot be empty"));
+    }
     let keep_owner = q.bool("copyUIDGID");
     let reader = super::body::BodyReader::spawn(body);
+    let cid = id.to_owned();
     state
         .containers
         .with_rootfs(id, move |root| {
             let host = archive::scoped_join(root, &path, true)
-                .map_err(|e| crate::containers::Error::Invalid(e.to_string()))?;
-            if !host.is_dir() {
-                return Err(crate::containers::Error::NotFound(format!(
-                    "{path} (not a directory in the container)"
-                )));
+                .map_err(|e| CError::Invalid(format!("{path}: {e}")))?;
+            match std::fs::metadata(&host) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => {
+                    return Err(CError::Invalid(
+                        "extraction point is not a directory".into(),
+                    ));
+                }
+                Err(_) => {
+                    return Err(CError::PathNotFound(format!(
+                        "Could not find the file {path} in container {cid}"
+                    )));
+                }
             }
+            // The error names the path in the container, never the host's rootfs path.
+            let host_prefix = root.display().to_string();
             archive::extract_tar(&host, reader, keep_owner).map_err(|e| {
-                crate::containers::Error::Invalid(format!("extracting into {path}: {e}"))
+                let msg = e.to_string().replace(&host_prefix, "");
+                CError::Invalid(format!("extracting into {path}: {msg}"))
             })
         })
         .await?;
@@ -1066,18 +1353,42 @@ pub async fn changes(state: &Arc<ApiState>, id: &str) -> Result<Resp, ApiError> 
     Ok(json(StatusCode::OK, &Value::Array(v)))
 }
 
-/// `POST /containers/prune`.
-pub async fn prune(state: &Arc<ApiState>) -> Result<Resp, ApiError> {
+/// `POST /containers/prune`: removes the stopped containers the filters (`label`, `label!`,
+/// `until`) select; answers what went and the bytes their writable layers held.
+pub async fn prune(state: &Arc<ApiState>, q: &Query) -> Result<Resp, ApiError> {
+    let filters = q.filters().map_err(invalid)?;
     let svc = state.containers.clone();
-    let recs = blocking(move || Ok(svc.list()?)).await?;
+    let images = state.images.clone();
+    let chosen = blocking(move || {
+        let recs = svc.list()?;
+        let filter = PsFilter::new(filters, &["label", "label!", "until"], &recs, &images)?;
+        Ok(recs
+            .iter()
+            .filter(|r| !r.state.status.is_live() && filter.matches(r))
+            .map(|r| (r.id.clone(), container_sizes(&images, r).0))
+            .collect::<Vec<_>>())
+    })
+    .await?;
     let mut deleted = Vec::new();
-    for r in recs.iter().filter(|r| !r.state.status.is_live()) {
-        state.containers.remove(&r.id, false).await?;
-        deleted.push(r.id.clone());
+    let mut reclaimed = 0u64;
+    for (id, rw) in chosen {
+        match state.containers.remove(&id, false).await {
+            Ok(()) => {
+                deleted.push(id);
+                reclaimed += rw;
+            }
+            // Started or removed meanwhile: not ours to prune any more.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::FailedPrecondition | ErrorKind::NotFound
+                ) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(json(
         StatusCode::OK,
-        &json!({"ContainersDeleted": deleted, "SpaceReclaimed": 0}),
+        &json!({"ContainersDeleted": deleted, "SpaceReclaimed": reclaimed}),
     ))
 }
 

@@ -219,7 +219,7 @@ async fn route(
         ("GET" | "HEAD", "/_ping") => Ok(system::ping(method == Method::HEAD)),
         ("GET", "/version") => Ok(system::version()),
         ("GET", "/info") => system::info(&state).await,
-        ("GET", "/system/df") => system::df(&state, api).await,
+        ("GET", "/system/df") => system::df(&state, &query, api).await,
         ("GET", "/events") => events::stream(&state, &query),
         ("POST", "/images/create") => images::create(&state, &query, registry_auth).await,
         ("GET", "/images/json") => images::list(&state, &query, api).await,
@@ -228,7 +228,7 @@ async fn route(
         ("POST", "/images/prune") => images::prune(&state, &query).await,
         ("POST", "/containers/create") => containers::create(&state, &query, req.into_body()).await,
         ("GET", "/containers/json") => containers::list(&state, &query).await,
-        ("POST", "/containers/prune") => containers::prune(&state).await,
+        ("POST", "/containers/prune") => containers::prune(&state, &query).await,
         ("POST", "/commit") => containers::commit(&state, &query, req.into_body()).await,
         ("DELETE", p) if p.starts_with("/containers/") => {
             containers::remove(&state, &p["/containers/".len()..], &query).await
@@ -239,7 +239,7 @@ async fn route(
                 return Err(not_found(path));
             };
             match (m, action) {
-                ("GET", "json") => containers::inspect(&state, id).await,
+                ("GET", "json") => containers::inspect(&state, id, &query).await,
                 ("POST", "start") => containers::start(&state, id).await,
                 ("POST", "stop") => containers::stop(&state, id, &query).await,
                 ("POST", "restart") => containers::restart(&state, id, &query).await,

@@ -170,62 +170,76 @@ pub async fn info(state: &Arc<ApiState>) -> Result<Response<ResponseBody>, ApiEr
     ))
 }
 
-/// `GET /system/df`: images and the layer bytes, containers (with the size of their writable
-/// layer); volumes and build cache are empty until those exist.
+/// `GET /system/df[?type=container&type=image…]`: images (with how many containers use
+/// each) and the layer bytes, containers (the size of their writable layer, and of their whole
+/// root filesystem); volumes and build cache are empty until those exist.
 pub async fn df(
     state: &Arc<ApiState>,
+    q: &super::Query,
     api: (u32, u32),
 ) -> Result<Response<ResponseBody>, ApiError> {
-    let svc = state.images.clone();
-    let (images, layers) = blocking(move || {
-        let list = svc.list()?;
-        let layers: u64 = svc
-            .snapshotter()
-            .walk()
-            .map_err(crate::images::Error::from)?
-            .iter()
-            .filter_map(|(_, r)| r.labels.get(crate::images::LABEL_SIZE))
-            .filter_map(|s| s.parse::<u64>().ok())
-            .sum();
-        let images: Vec<Value> = list
-            .iter()
-            .map(|i| {
-                let mut s = super::images::summary(i, api);
-                s["Containers"] = json!(0);
-                s
-            })
-            .collect();
-        Ok((images, layers))
-    })
-    .await?;
+    let types = q.all("type");
+    for t in &types {
+        if !matches!(t.as_str(), "container" | "image" | "volume" | "build-cache") {
+            return Err(ApiError::new(
+                crate::ErrorKind::InvalidArgument,
+                format!("unknown object type: {t}"),
+            ));
+        }
+    }
+    let wants = |t: &str| types.is_empty() || types.iter().any(|x| x == t);
+    let (want_images, want_containers) = (wants("image"), wants("container"));
+    let images = state.images.clone();
     let cs = state.containers.clone();
-    let snaps = state.images.clone();
-    let containers = blocking(move || {
-        Ok(cs
-            .list()?
-            .iter()
-            .map(|r| {
-                let mut v = super::containers::summary(r);
-                let rw = snaps
-                    .snapshotter()
-                    .usage(&r.snapshot)
-                    .map(|u| u.size)
-                    .unwrap_or(0);
-                v["SizeRw"] = json!(rw);
-                v["SizeRootFs"] = json!(rw);
-                v
-            })
-            .collect::<Vec<Value>>())
+    let (layers, images, containers) = blocking(move || {
+        let recs = cs.list()?;
+        let mut images_out = Vec::new();
+        let mut layers = 0;
+        if want_images {
+            layers = images
+                .snapshotter()
+                .walk()
+                .map_err(crate::images::Error::from)?
+                .iter()
+                .filter_map(|(_, r)| r.labels.get(crate::images::LABEL_SIZE))
+                .filter_map(|s| s.parse::<u64>().ok())
+                .sum();
+            for i in images.list()? {
+                let id = i.id.to_string();
+                let mut s = super::images::summary(&i, api);
+                s["Containers"] = json!(recs.iter().filter(|r| r.image_id == id).count());
+                images_out.push(s);
+            }
+        }
+        let containers: Vec<Value> = if want_containers {
+            recs.iter()
+                .map(|r| {
+                    let mut v = super::containers::summary(r);
+                    let (rw, rootfs) = super::containers::container_sizes(&images, r);
+                    v["SizeRw"] = json!(rw);
+                    v["SizeRootFs"] = json!(rootfs);
+                    v
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok((layers, images_out, containers))
     })
     .await?;
-    Ok(json(
-        StatusCode::OK,
-        &json!({
-            "LayersSize": layers,
-            "Images": images,
-            "Containers": containers,
-            "Volumes": [],
-            "BuildCache": [],
-        }),
-    ))
+    let mut out = serde_json::Map::new();
+    if want_images {
+        out.insert("LayersSize".into(), json!(layers));
+        out.insert("Images".into(), json!(images));
+    }
+    if want_containers {
+        out.insert("Containers".into(), json!(containers));
+    }
+    if wants("volume") {
+        out.insert("Volumes".into(), json!([]));
+    }
+    if wants("build-cache") {
+        out.insert("BuildCache".into(), json!([]));
+    }
+    Ok(json(StatusCode::OK, &Value::Object(out)))
 }
