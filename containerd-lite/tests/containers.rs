@@ -1601,6 +1601,147 @@ fn init_with_a_tty_gives_the_terminal_to_the_command() {
     assert_eq!(status.code(), Some(4), "{}", s.output());
 }
 
+/// Health checks: `--health-*` flags (and an image's HEALTHCHECK) run as execs in the
+/// container; inspect's State.Health, `docker ps` status and `--filter health=`, the
+/// `health_status` events, a probe that times out, `--no-healthcheck`.
+#[test]
+fn health_checks_run_and_report() {
+    let d = Daemon::start();
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hc",
+        "--health-cmd",
+        "cat /tmp/ok",
+        "--health-interval",
+        "300ms",
+        "--health-retries",
+        "2",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let status = |name: &str| {
+        d.ok(&["inspect", "--format", "{{.State.Health.Status}}", name])
+            .trim()
+            .to_owned()
+    };
+    let wait_for = |name: &str, want: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while status(name) != want {
+            assert!(
+                Instant::now() < deadline,
+                "{name} never became {want}: {}",
+                status(name)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_for("hc", "unhealthy");
+    let ps = d.ok(&["ps", "--format", "{{.Status}}", "--filter", "name=hc"]);
+    assert!(ps.contains("(unhealthy)"), "{ps}");
+    d.ok(&["exec", "hc", "sh", "-c", "echo fine > /tmp/ok"]);
+    wait_for("hc", "healthy");
+    assert_eq!(
+        d.ok(&["ps", "--filter", "health=healthy", "--format", "{{.Names}}"])
+            .trim(),
+        "hc"
+    );
+    assert_eq!(d.ok(&["ps", "--filter", "health=unhealthy", "-q"]), "");
+    let log: serde_json::Value =
+        serde_json::from_str(&d.ok(&["inspect", "--format", "{{json .State.Health}}", "hc"]))
+            .unwrap();
+    let last = log["Log"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["ExitCode"], 0, "{log}");
+    assert_eq!(last["Output"], "fine\n", "{log}");
+    assert_eq!(log["FailingStreak"], 0);
+    // Probes are not left behind as exec instances.
+    let execs = d.ok(&["inspect", "--format", "{{len .ExecIDs}}", "hc"]);
+    assert!(execs.trim().parse::<u32>().unwrap_or(0) <= 2, "{execs}");
+
+    // A probe that outlives its timeout fails with -1 and is killed.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "slow",
+        "--health-cmd",
+        "sleep 30",
+        "--health-interval",
+        "300ms",
+        "--health-timeout",
+        "200ms",
+        "--health-retries",
+        "1",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    wait_for("slow", "unhealthy");
+    let out = d.ok(&["inspect", "--format", "{{json .State.Health.Log}}", "slow"]);
+    assert!(
+        out.contains("exceeded timeout") && out.contains("-1"),
+        "{out}"
+    );
+    let top = d.ok(&["top", "slow"]);
+    assert!(
+        top.matches("sleep 30").count() <= 1,
+        "timed-out probes pile up: {top}"
+    );
+
+    // An image's HEALTHCHECK is the container's unless --no-healthcheck.
+    d.ok(&[
+        "commit",
+        "--change",
+        "HEALTHCHECK --interval=300ms CMD true",
+        "hc",
+        "checked",
+    ]);
+    d.ok(&["run", "-d", "--name", "fromimg", "checked", "sleep", "300"]);
+    wait_for("fromimg", "healthy");
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "nocheck",
+        "--no-healthcheck",
+        "checked",
+        "sleep",
+        "300",
+    ]);
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        d.ok(&["inspect", "--format", "{{.State.Health}}", "nocheck"])
+            .trim(),
+        "<nil>"
+    );
+
+    let events = d.ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &(SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 1)
+        .to_string(),
+        "--filter",
+        "container=hc",
+        "--format",
+        "{{.Action}}",
+    ]);
+    assert!(events.contains("health_status: unhealthy"), "{events}");
+    assert!(events.contains("health_status: healthy"), "{events}");
+}
+
 /// Engine API details the CLI does not show directly, asserted on the raw answers: prune
 /// filters and the bytes reclaimed, attach with `logs=1`, `/system/df` sizes, resource checks
 /// on update, exec started twice, archive upload errors, a commit `Config` body, logs tail

@@ -28,6 +28,7 @@ pub mod archive;
 pub mod changes;
 pub mod commit;
 pub mod config;
+pub mod health;
 pub mod io;
 pub mod logs;
 pub mod spec;
@@ -379,6 +380,8 @@ pub struct Live {
     pub attachers: Arc<Attachers>,
     waiters: watch::Sender<WaitState>,
     execs: Mutex<Vec<String>>,
+    /// `State.Health` while a health check runs for the current task.
+    health: Mutex<Option<health::Health>>,
 }
 
 impl Live {
@@ -389,7 +392,16 @@ impl Live {
             attachers: Arc::new(Attachers::default()),
             waiters: watch::channel(WaitState::default()).0,
             execs: Mutex::new(Vec::new()),
+            health: Mutex::new(None),
         }
+    }
+
+    /// The health state, if the container has a health check running.
+    pub fn health(&self) -> Option<health::Health> {
+        self.health
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn task(&self) -> Option<Arc<Task>> {
@@ -611,6 +623,17 @@ pub fn parse_signal(s: &str) -> Result<i32, Error> {
         .map_err(|_| Error::Invalid(format!("invalid signal: {s}")))
 }
 
+/// A duration as Go prints it in docker's messages (`30s`, `1.5s`, `500ms`).
+fn go_duration_text(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}s", d.as_secs_f64())
+    }
+}
+
 /// The CPUs the host has (for docker's `--cpus` range check).
 fn host_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
@@ -757,6 +780,7 @@ impl ContainerService {
                     };
                     self.put(&rec)?;
                     live.waiters.send_modify(|w| w.running = true);
+                    self.spawn_health(&rec, &live);
                     reconnected += 1;
                 }
                 other => {
@@ -1280,7 +1304,129 @@ impl ContainerService {
         self.put(&rec)?;
         self.event(&rec, "start", &[]);
         live.waiters.send_modify(|w| w.running = true);
+        self.spawn_health(&rec, &live);
         Ok(true)
+    }
+
+    /// Starts the health check of a container whose task just started (or was reconnected),
+    /// if its config has one: a probe exec every interval for as long as that task lives.
+    fn spawn_health(self: &Arc<Self>, rec: &ContainerRecord, live: &Arc<Live>) {
+        let probe = health::Probe::from_config(
+            rec.config.healthcheck.as_ref(),
+            rec.config.shell.as_deref(),
+        );
+        let (Some(probe), Some(task)) = (probe, live.task()) else {
+            *live.health.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            return;
+        };
+        *live.health.lock().unwrap_or_else(|p| p.into_inner()) = Some(health::Health::default());
+        let svc = self.clone();
+        let live = live.clone();
+        let id = rec.id.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            loop {
+                let wait = if started.elapsed() < probe.start_period {
+                    probe.start_interval
+                } else {
+                    probe.interval
+                };
+                tokio::time::sleep(wait).await;
+                // Only the task this check was started for: a stop or restart ends it.
+                if !live.task().is_some_and(|t| Arc::ptr_eq(&t, &task)) {
+                    return;
+                }
+                let Ok(rec) = svc.get(&id) else { return };
+                if rec.state.status == Status::Paused {
+                    continue;
+                }
+                let in_start_period = started.elapsed() < probe.start_period;
+                let result = svc.probe_once(&id, &probe).await;
+                if !live.task().is_some_and(|t| Arc::ptr_eq(&t, &task)) {
+                    return;
+                }
+                let changed = live
+                    .health
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .as_mut()
+                    .and_then(|h| h.record(result, probe.retries, in_start_period));
+                if let Some(status) = changed {
+                    svc.event(&rec, &format!("health_status: {status}"), &[]);
+                }
+            }
+        });
+    }
+
+    /// Runs one health probe as an exec in the container: its exit code and output, or -1 when
+    /// it could not start or outlived its timeout (then it is killed).
+    async fn probe_once(&self, id: &str, probe: &health::Probe) -> health::ProbeResult {
+        let start = now_nanos();
+        let failed = |output: String| health::ProbeResult {
+            start,
+            end: now_nanos(),
+            exit_code: -1,
+            output,
+        };
+        let body =
+            serde_json::json!({"Cmd": probe.argv, "AttachStdout": true, "AttachStderr": true});
+        let exec = match self.exec_create(id, &body).and_then(|eid| self.exec(&eid)) {
+            Ok(e) => e,
+            Err(e) => return failed(error_chain(&e)),
+        };
+        let mut out = exec.attachers.attach();
+        if let Err(e) = self.exec_start(&exec).await {
+            self.forget_exec(&exec);
+            return failed(error_chain(&e));
+        }
+        let mut done = exec.done();
+        let mut output = Vec::new();
+        let finished = tokio::time::timeout(probe.timeout, async {
+            while let Some((_, data)) = out.recv().await {
+                let room = health::MAX_OUTPUT.saturating_sub(output.len());
+                output.extend_from_slice(&data[..data.len().min(room)]);
+            }
+            let _ = done.wait_for(|d| *d).await;
+        })
+        .await
+        .is_ok();
+        let result = if finished {
+            let code = exec.state.lock().unwrap_or_else(|p| p.into_inner()).2;
+            health::ProbeResult {
+                start,
+                end: now_nanos(),
+                exit_code: code.unwrap_or(-1),
+                output: String::from_utf8_lossy(&output).into_owned(),
+            }
+        } else {
+            if let Some(task) = self.live(id).task() {
+                let shim = task.shim.clone();
+                let eid = exec.id.clone();
+                let _ = tokio::task::spawn_blocking(move || shim.kill(&eid, 9, false)).await;
+            }
+            // Let the exit be handled (the shim's exec deleted) before the instance goes.
+            let mut done = exec.done();
+            let _ = tokio::time::timeout(Duration::from_secs(5), done.wait_for(|d| *d)).await;
+            failed(format!(
+                "Health check exceeded timeout ({})",
+                go_duration_text(probe.timeout)
+            ))
+        };
+        self.forget_exec(&exec);
+        result
+    }
+
+    /// Drops a finished exec instance (health probes are not kept, as docker).
+    fn forget_exec(&self, exec: &ExecInstance) {
+        self.execs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&exec.id);
+        self.live(&exec.container_id)
+            .execs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|e| *e != exec.id);
     }
 
     async fn on_exit(self: Arc<Self>, m: ExitMsg) {

@@ -288,7 +288,8 @@ impl PsFilter {
         self.raw.contains_key("status") || self.raw.contains_key("exited")
     }
 
-    fn matches(&self, r: &ContainerRecord) -> bool {
+    /// Whether `r` passes; `health` is its health status, if a check runs.
+    fn matches(&self, r: &ContainerRecord, health: Option<&str>) -> bool {
         let f = &self.raw;
         let any =
             |k: &str, p: &dyn Fn(&str) -> bool| f.get(k).is_none_or(|v| v.iter().any(|x| p(x)));
@@ -315,8 +316,7 @@ impl PsFilter {
             && any("exited", &|x| {
                 r.state.status == Status::Exited && x.parse::<i64>().ok() == Some(r.state.exit_code)
             })
-            // No health checks run: every container's health is "none".
-            && any("health", &|x| x == "none")
+            && any("health", &|x| x == health.unwrap_or("none"))
             && any("is-task", &|x| x == "false")
             && any("isolation", &|x| x == "default" || x.is_empty())
             && any("network", &|x| x == network)
@@ -358,6 +358,14 @@ fn labels_match(
     })
 }
 
+/// The health status of a running container with a health check.
+fn health_of(svc: &crate::containers::ContainerService, r: &ContainerRecord) -> Option<String> {
+    if !r.state.status.is_live() {
+        return None;
+    }
+    svc.live_of(&r.id).health().map(|h| h.status.to_owned())
+}
+
 /// The size of a container's writable layer, and of its whole root filesystem (the image's
 /// layers too), as `SizeRw` / `SizeRootFs`.
 pub(super) fn container_sizes(
@@ -391,9 +399,19 @@ pub async fn list(state: &Arc<ApiState>, q: &Query) -> Result<Resp, ApiError> {
         let mut out: Vec<Value> = recs
             .iter()
             .filter(|r| all || limit.is_some() || r.state.status.is_live() || filter.implies_all())
-            .filter(|r| filter.matches(r))
+            .filter(|r| filter.matches(r, health_of(&svc, r).as_deref()))
             .map(|r| {
                 let mut v = summary(r);
+                if let Some(h) = health_of(&svc, r) {
+                    // docker ps: "Up 3 minutes (healthy)", "(health: starting)".
+                    let shown = if h == "starting" {
+                        "health: starting".to_owned()
+                    } else {
+                        h
+                    };
+                    v["Status"] =
+                        json!(format!("{} ({shown})", v["Status"].as_str().unwrap_or("")));
+                }
                 if size {
                     let (rw, rootfs) = container_sizes(&images, r);
                     v["SizeRw"] = json!(rw);
@@ -493,6 +511,9 @@ pub async fn inspect(state: &Arc<ApiState>, id: &str, q: &Query) -> Result<Resp,
     if let Some((rw, rootfs)) = sizes {
         v["SizeRw"] = json!(rw);
         v["SizeRootFs"] = json!(rootfs);
+    }
+    if let Some(h) = state.containers.live_of(&r.id).health() {
+        v["State"]["Health"] = h.to_json(format_nanos);
     }
     Ok(json(StatusCode::OK, &v))
 }
@@ -1364,7 +1385,7 @@ pub async fn prune(state: &Arc<ApiState>, q: &Query) -> Result<Resp, ApiError> {
         let filter = PsFilter::new(filters, &["label", "label!", "until"], &recs, &images)?;
         Ok(recs
             .iter()
-            .filter(|r| !r.state.status.is_live() && filter.matches(r))
+            .filter(|r| !r.state.status.is_live() && filter.matches(r, None))
             .map(|r| (r.id.clone(), container_sizes(&images, r).0))
             .collect::<Vec<_>>())
     })
