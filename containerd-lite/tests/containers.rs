@@ -1952,3 +1952,250 @@ fn api_details_match_docker() {
     ]);
     assert!(events.lines().any(|l| l == "talk"), "{events}");
 }
+
+/// CVE-2018-15664: `docker cp` against a running container that races it. The container swaps
+/// a directory `/x` for a symlink to `/` in a loop while we copy into and out of `/x/etc` many
+/// times (and `/y` is exchanged atomically the same way); with path-based copying the daemon
+/// (root on the host) would write into the host's `/etc` and read the host's files. Plus the
+/// deterministic form: a symlink `/escape -> /`. Everything must resolve inside the rootfs.
+#[test]
+fn docker_cp_stays_inside_the_container_under_symlink_races() {
+    /// Removes whatever leaked onto the host, even when an assertion fails.
+    struct HostLeaks(String);
+    impl HostLeaks {
+        fn find(&self) -> Vec<PathBuf> {
+            let mut found = Vec::new();
+            for dir in ["/", "/etc", "/tmp", "/etc/etc"] {
+                for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                    if e.file_name().to_string_lossy().starts_with(&self.0) {
+                        found.push(e.path());
+                    }
+                }
+            }
+            found
+        }
+    }
+    impl Drop for HostLeaks {
+        fn drop(&mut self) {
+            for p in self.find() {
+                let _ = std::fs::remove_file(&p).or_else(|_| std::fs::remove_dir_all(&p));
+            }
+        }
+    }
+    /// The first regular file of a tar stream.
+    fn file_in_tar(tar_bytes: &[u8]) -> Option<Vec<u8>> {
+        let mut ar = tar::Archive::new(tar_bytes);
+        for e in ar.entries().ok()? {
+            let mut e = e.ok()?;
+            if e.header().entry_type() == tar::EntryType::Regular {
+                let mut v = Vec::new();
+                e.read_to_end(&mut v).ok()?;
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    let d = Daemon::start();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let marker = format!("skiff-cp-escape-{}-{nanos}", std::process::id());
+    let leaks = HostLeaks(marker.clone());
+    // Host files the attack tries to read (their contents differ from anything in the image).
+    let host_secrets: Vec<(String, Vec<u8>)> = ["machine-id", "hostname"]
+        .iter()
+        .filter_map(|n| {
+            let v = std::fs::read(Path::new("/etc").join(n)).ok()?;
+            (v.len() >= 2).then(|| (n.to_string(), v))
+        })
+        .collect();
+
+    // Deterministic: a symlink to / inside the container.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "det",
+        "busybox",
+        "sh",
+        "-c",
+        "ln -s / /escape && echo container-probe > /etc/skiff-probe && exec sleep 300",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while d.run(&["exec", "det", "cat", "/etc/skiff-probe"]).0 != 0 {
+        assert!(Instant::now() < deadline, "the det container did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let src = d.file(&marker);
+    std::fs::write(&src, "from the host\n").unwrap();
+    d.ok(&[
+        "cp",
+        src.to_str().unwrap(),
+        &format!("det:/escape/tmp/{marker}"),
+    ]);
+    assert_eq!(
+        leaks.find(),
+        Vec::<PathBuf>::new(),
+        "docker cp wrote onto the host"
+    );
+    assert_eq!(
+        d.ok(&["exec", "det", "cat", &format!("/tmp/{marker}")]),
+        "from the host\n"
+    );
+    let out = d.docker(&["cp", "det:/escape/etc/skiff-probe", "-"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        file_in_tar(&out.stdout).as_deref(),
+        Some(&b"container-probe\n"[..])
+    );
+    for (name, secret) in &host_secrets {
+        // The container's own file, or none: never the host's.
+        let out = d.docker(&["cp", &format!("det:/escape/etc/{name}"), "-"]);
+        assert!(
+            file_in_tar(&out.stdout).as_ref() != Some(secret),
+            "docker cp read the host's /etc/{name}"
+        );
+    }
+
+    // The race: /x flips between a directory and a symlink to /. The directory holds decoys
+    // named like the host's /etc files (so that a path-based walk that slips onto the host
+    // finds every name and reads on), with the secrets among them.
+    let mut names: Vec<String> = std::fs::read_dir("/etc")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        })
+        .take(200)
+        .collect();
+    names.extend(host_secrets.iter().map(|(n, _)| n.clone()));
+    let decoys: String = names
+        .iter()
+        .map(|n| format!(" /x.d/etc/{n} /y/etc/{n}"))
+        .collect();
+    let script = format!(
+        "mkdir -p /x.d/etc /y/etc && for f in{decoys}; do echo decoy > $f; done && \
+         ln -s / /y.l && touch /ready && \
+         while :; do rm -rf /x; mv -T /x.d /x; mv -T /x /x.d; ln -s / /x; done"
+    );
+    let id = d
+        .ok(&[
+            "run", "-d", "--name", "race", "busybox", "sh", "-c", &script,
+        ])
+        .trim()
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while d.run(&["exec", "race", "test", "-e", "/ready"]).0 != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the race container did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // `mv` leaves /x missing for a moment between the directory and the symlink; busybox has
+    // no renameat2(RENAME_EXCHANGE), so this thread plays the container's part for /y with it
+    // (through the mounted rootfs): /y is always either the directory or the symlink.
+    struct Stop(std::sync::Arc<std::sync::atomic::AtomicBool>);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    let stop = Stop(std::sync::Arc::default());
+    let swapper = {
+        let stop = stop.0.clone();
+        let rootfs = d.file("data").join("containers").join(&id).join("rootfs");
+        assert!(
+            rootfs.join("y.l").is_symlink(),
+            "{} is not the rootfs",
+            rootfs.display()
+        );
+        std::thread::spawn(move || {
+            let mut swaps = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                && rustix::fs::renameat_with(
+                    rustix::fs::CWD,
+                    rootfs.join("y").as_path(),
+                    rustix::fs::CWD,
+                    rootfs.join("y.l").as_path(),
+                    rustix::fs::RenameFlags::EXCHANGE,
+                )
+                .is_ok()
+            {
+                swaps += 1;
+                std::thread::yield_now();
+            }
+            swaps
+        })
+    };
+    let srcdir = d.file("race-src");
+    std::fs::create_dir(&srcdir).unwrap();
+    for i in 0..100 {
+        std::fs::write(srcdir.join(format!("{marker}-{i}")), "pwned\n").unwrap();
+    }
+    let outdir = d.file("race-out");
+    let (mut ins, mut outs) = (0, 0);
+    let start = Instant::now();
+    for i in 0..200 {
+        if start.elapsed() > Duration::from_secs(20) {
+            break;
+        }
+        for dir in ["x", "y"] {
+            // In: the host's /etc if the link is followed on the host.
+            let src = format!("{}/.", srcdir.display());
+            if d.run(&["cp", &src, &format!("race:/{dir}/etc")]).0 == 0 {
+                ins += 1;
+            }
+            let found = leaks.find();
+            assert!(
+                found.is_empty(),
+                "iteration {i}, /{dir}: docker cp wrote {} files onto the host, like {:?}",
+                found.len(),
+                found.first()
+            );
+            // Out: the host's files if the link is followed on the host.
+            let _ = std::fs::remove_dir_all(&outdir);
+            std::fs::create_dir(&outdir).unwrap();
+            let out = outdir.to_str().unwrap();
+            if d.run(&["cp", &format!("race:/{dir}/etc"), out]).0 == 0 {
+                outs += 1;
+            }
+            for (name, secret) in &host_secrets {
+                let got = std::fs::read(outdir.join("etc").join(name)).ok();
+                assert!(
+                    got.as_ref() != Some(secret),
+                    "iteration {i}, /{dir}: docker cp read the host's /etc/{name}"
+                );
+            }
+        }
+    }
+    drop(stop);
+    let swaps = swapper.join().unwrap();
+    assert!(swaps > 1000, "the exchange thread hardly ran ({swaps})");
+    eprintln!("{ins} copies in and {outs} out went through, against {swaps} exchanges");
+    assert_eq!(
+        d.ok(&["inspect", "--format", "{{.State.Running}}", "race"])
+            .trim(),
+        "true",
+        "the swapping loop died: {}",
+        d.ok(&["logs", "race"])
+    );
+    assert!(
+        ins > 0 && outs > 0,
+        "no copy went through ({ins} in, {outs} out)"
+    );
+    assert_eq!(
+        leaks.find(),
+        Vec::<PathBuf>::new(),
+        "docker cp wrote onto the host"
+    );
+}

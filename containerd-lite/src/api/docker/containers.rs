@@ -1248,20 +1248,23 @@ pub async fn archive_get(
         let r = st
             .containers
             .with_rootfs(&id3, move |root| {
+                // Everything goes through descriptors resolved with the rootfs as the root (the
+                // container may be running and swapping directories for symlinks).
+                let root = archive::Root::open(root).map_err(|e| {
+                    crate::containers::Error::Invalid(format!("opening the root filesystem: {e}"))
+                })?;
                 let follow = p2.ends_with('/') || p2.ends_with("/.");
-                let host = archive::scoped_join(root, &p2, follow)
-                    .map_err(|e| crate::containers::Error::Invalid(e.to_string()))?;
                 let name = archive::base_name(&p2);
-                let stat = match archive::stat_json(&host, &name) {
-                    Ok(s) => s,
+                let target = match root.lookup(&p2, follow) {
+                    Ok(t) => t,
                     Err(_) => {
                         let _ = stat_tx.send(Err(not_found_path(&p2, &id2)));
                         return Ok(());
                     }
                 };
-                let _ = stat_tx.send(Ok(stat));
+                let _ = stat_tx.send(Ok(target.stat_json(&name)));
                 if !head {
-                    if let Err(e) = archive::write_tar(&host, &name, w) {
+                    if let Err(e) = archive::write_tar(&target, &name, w) {
                         tracing::debug!(error = %e, "archive stream ended");
                     }
                 }
@@ -1299,20 +1302,31 @@ pub async fn archive_put(
     if path.is_empty() {
         return Err(invalid("bad parameter: path cannot be empty"));
     }
-    let keep_owner = q.bool("copyUIDGID");
+    let opts = archive::ExtractOptions {
+        keep_owner: q.bool("copyUIDGID"),
+        no_overwrite_dir_non_dir: q.bool("noOverwriteDirNonDir"),
+    };
     let reader = super::body::BodyReader::spawn(body);
     let cid = id.to_owned();
     state
         .containers
         .with_rootfs(id, move |root| {
-            let host = archive::scoped_join(root, &path, true)
-                .map_err(|e| CError::Invalid(format!("{path}: {e}")))?;
-            match std::fs::metadata(&host) {
-                Ok(m) if m.is_dir() => {}
+            // Resolution and every write happen relative to descriptors, the rootfs as the root
+            // (the container may be running and swapping directories for symlinks); errors
+            // name paths in the container, never the host's rootfs path.
+            let root = archive::Root::open(root)
+                .map_err(|e| CError::Invalid(format!("opening the root filesystem: {e}")))?;
+            match root.lookup(&path, true) {
+                Ok(t) if t.is_dir() => {}
                 Ok(_) => {
                     return Err(CError::Invalid(
                         "extraction point is not a directory".into(),
                     ));
+                }
+                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+                    return Err(CError::Invalid(format!(
+                        "{path}: too many levels of symbolic links"
+                    )));
                 }
                 Err(_) => {
                     return Err(CError::PathNotFound(format!(
@@ -1320,12 +1334,8 @@ pub async fn archive_put(
                     )));
                 }
             }
-            // The error names the path in the container, never the host's rootfs path.
-            let host_prefix = root.display().to_string();
-            archive::extract_tar(&host, reader, keep_owner).map_err(|e| {
-                let msg = e.to_string().replace(&host_prefix, "");
-                CError::Invalid(format!("extracting into {path}: {msg}"))
-            })
+            archive::extract_tar(&root, &path, reader, opts)
+                .map_err(|e| CError::Invalid(format!("extracting into {path}: {e}")))
         })
         .await?;
     Ok(no_content(StatusCode::OK))
