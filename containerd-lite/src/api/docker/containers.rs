@@ -1237,7 +1237,12 @@ pub async fn archive_get(
     // A missing container is a 404 naming it, before any work.
     let svc = state.containers.clone();
     let idc = id.to_owned();
-    let id = blocking(move || Ok(svc.get(&idc)?.id)).await?;
+    let (id, binds) = blocking(move || {
+        let r = svc.get(&idc)?;
+        Ok((r.id.clone(), r.host().binds))
+    })
+    .await?;
+    let volume = volume_of(&binds, &path);
     let (w, body) = super::ChannelWriter::new();
     let (stat_tx, stat_rx) = tokio::sync::oneshot::channel::<Result<Value, ApiError>>();
     let st = state.clone();
@@ -1250,12 +1255,17 @@ pub async fn archive_get(
             .with_rootfs(&id3, move |root| {
                 // Everything goes through descriptors resolved with the rootfs as the root (the
                 // container may be running and swapping directories for symlinks).
+                // A path in a bind-mounted volume is read from the volume's source.
+                let (root, inner) = match &volume {
+                    Some((src, rest, _)) => (src.as_path(), rest.clone()),
+                    None => (root, p2.clone()),
+                };
                 let root = archive::Root::open(root).map_err(|e| {
                     crate::containers::Error::Invalid(format!("opening the root filesystem: {e}"))
                 })?;
                 let follow = p2.ends_with('/') || p2.ends_with("/.");
                 let name = archive::base_name(&p2);
-                let target = match root.lookup(&p2, follow) {
+                let target = match root.lookup(&inner, follow) {
                     Ok(t) => t,
                     Err(_) => {
                         let _ = stat_tx.send(Err(not_found_path(&p2, &id2)));
@@ -1289,6 +1299,45 @@ pub async fn archive_get(
     Ok(r)
 }
 
+/// Where `docker cp` finds a container path on the host side: in a bind-mounted volume when
+/// the path is under one (the longest destination wins) — the bind's source as the root and
+/// the rest of the path inside it, and whether the bind is read-only — else None (the rootfs).
+/// A trailing `/` or `/.` of `path` is kept on the rest.
+fn volume_of(binds: &[String], path: &str) -> Option<(std::path::PathBuf, String, bool)> {
+    let clean = |p: &str| -> Vec<String> {
+        p.split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .map(str::to_owned)
+            .collect()
+    };
+    let want = clean(path);
+    let mut best: Option<(usize, std::path::PathBuf, bool)> = None;
+    for b in binds {
+        let mut parts = b.splitn(3, ':');
+        let (Some(src), Some(dst)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let ro = parts
+            .next()
+            .is_some_and(|o| o.split(',').any(|x| x == "ro"));
+        let d = clean(dst);
+        if d.is_empty() || !want.starts_with(&d) || want[..d.len()].contains(&"..".to_owned()) {
+            continue;
+        }
+        if best.as_ref().is_none_or(|(n, _, _)| d.len() > *n) {
+            best = Some((d.len(), std::path::PathBuf::from(src), ro));
+        }
+    }
+    let (n, src, ro) = best?;
+    let mut rest = format!("/{}", want[n..].join("/"));
+    if path.ends_with("/.") {
+        rest = format!("{}/.", rest.trim_end_matches('/'));
+    } else if path.ends_with('/') && !rest.ends_with('/') {
+        rest.push('/');
+    }
+    Some((src, rest, ro))
+}
+
 /// `PUT /containers/{id}/archive?path=DIR`: extracts the body (a tar) into DIR.
 pub async fn archive_put(
     state: &Arc<ApiState>,
@@ -1306,17 +1355,36 @@ pub async fn archive_put(
         keep_owner: q.bool("copyUIDGID"),
         no_overwrite_dir_non_dir: q.bool("noOverwriteDirNonDir"),
     };
+    let svc = state.containers.clone();
+    let idc = id.to_owned();
+    let (cid, host) = blocking(move || {
+        let r = svc.get(&idc)?;
+        Ok((r.id.clone(), r.host()))
+    })
+    .await?;
+    // docker's refusals: a read-only volume, or a read-only rootfs outside any volume.
+    let volume = volume_of(&host.binds, &path);
+    match &volume {
+        Some((_, _, true)) => return Err(invalid("mounted volume is marked read-only")),
+        None if host.readonly_rootfs => {
+            return Err(invalid("container rootfs is marked read-only"));
+        }
+        _ => {}
+    }
     let reader = super::body::BodyReader::spawn(body);
-    let cid = id.to_owned();
     state
         .containers
         .with_rootfs(id, move |root| {
-            // Resolution and every write happen relative to descriptors, the rootfs as the root
-            // (the container may be running and swapping directories for symlinks); errors
-            // name paths in the container, never the host's rootfs path.
+            // Resolution and every write happen relative to descriptors, the rootfs (or the
+            // volume's source) as the root (the container may be running and swapping
+            // directories for symlinks); errors name paths in the container, never host paths.
+            let (root, inner) = match &volume {
+                Some((src, rest, _)) => (src.as_path(), rest.clone()),
+                None => (root, path.clone()),
+            };
             let root = archive::Root::open(root)
                 .map_err(|e| CError::Invalid(format!("opening the root filesystem: {e}")))?;
-            match root.lookup(&path, true) {
+            match root.lookup(&inner, true) {
                 Ok(t) if t.is_dir() => {}
                 Ok(_) => {
                     return Err(CError::Invalid(
@@ -1334,7 +1402,7 @@ pub async fn archive_put(
                     )));
                 }
             }
-            archive::extract_tar(&root, &path, reader, opts)
+            archive::extract_tar(&root, &inner, reader, opts)
                 .map_err(|e| CError::Invalid(format!("extracting into {path}: {e}")))
         })
         .await?;
@@ -1426,6 +1494,30 @@ pub async fn prune(state: &Arc<ApiState>, q: &Query) -> Result<Resp, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cp_paths_in_volumes() {
+        let binds = vec![
+            "/srv/data:/data".to_owned(),
+            "/srv/deep:/data/deep:ro".to_owned(),
+            "/srv/ro:/ro:ro,rprivate".to_owned(),
+        ];
+        let v = |p: &str| volume_of(&binds, p).map(|(s, r, ro)| (s.display().to_string(), r, ro));
+        assert_eq!(v("/data/x"), Some(("/srv/data".into(), "/x".into(), false)));
+        assert_eq!(v("/data"), Some(("/srv/data".into(), "/".into(), false)));
+        assert_eq!(v("/data/"), Some(("/srv/data".into(), "/".into(), false)));
+        assert_eq!(
+            v("//data/./deep/f"),
+            Some(("/srv/deep".into(), "/f".into(), true))
+        );
+        assert_eq!(
+            v("/data/dir/."),
+            Some(("/srv/data".into(), "/dir/.".into(), false))
+        );
+        assert_eq!(v("/ro/a/"), Some(("/srv/ro".into(), "/a/".into(), true)));
+        assert_eq!(v("/database"), None);
+        assert_eq!(v("/etc/passwd"), None);
+    }
 
     #[test]
     fn durations_read_like_docker() {
