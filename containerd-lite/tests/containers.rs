@@ -1742,6 +1742,151 @@ fn health_checks_run_and_report() {
     assert!(events.contains("health_status: healthy"), "{events}");
 }
 
+/// Edges the CLI audit found, each as docker behaves: `--rm` after a start that fails before the
+/// task exists, exec of a missing command (126, the error as text), `kill` then `rm` at once,
+/// `cp ctr:/dir/. new`, name filters with and without `/`, a missing `-v` source, the host's
+/// devices under `--privileged`, the default swap limit, `logs --since` with a fraction, and
+/// `docker attach` with its detach keys.
+#[test]
+fn edges_behave_as_docker() {
+    let d = Daemon::start();
+    // A start failure before the task: the CLI waits for the --rm removal, which must come.
+    let mut c = d.command(&["run", "--rm", "-u", "nosuchuser", "busybox", "id"]);
+    let mut child = c.stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("docker run --rm with a bad user hangs");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(!status.success());
+    assert!(err.contains("unable to find user nosuchuser"), "{err}");
+    assert_eq!(d.ok(&["ps", "-aq"]), "", "--rm left the container");
+
+    // exec of a missing command: 126 and the error as output, not a broken stream.
+    d.ok(&["run", "-d", "--name", "box", "busybox", "sleep", "300"]);
+    let (code, out, err) = d.run(&["exec", "box", "nonexistentcmd"]);
+    assert_eq!(code, 126, "{out}{err}");
+    assert!(!err.contains("Unrecognized input header"), "{err}");
+    assert!(
+        format!("{out}{err}").contains("nonexistentcmd"),
+        "{out}{err}"
+    );
+
+    // kill answers once the container is down: rm right after never finds it running.
+    for i in 0..5 {
+        let name = format!("k{i}");
+        d.ok(&["run", "-d", "--name", &name, "busybox", "sleep", "100"]);
+        d.ok(&["kill", &name]);
+        d.ok(&["rm", &name]);
+    }
+
+    // cp of a directory's content (`dir/.`) into a destination that does not exist yet.
+    d.ok(&[
+        "exec",
+        "box",
+        "sh",
+        "-c",
+        "mkdir -p /srv/d/sub && echo f > /srv/d/f && echo s > /srv/d/sub/s",
+    ]);
+    let out_dir = d.file("cpout");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let dest = out_dir.join("new");
+    d.ok(&["cp", "box:/srv/d/.", dest.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(dest.join("f")).unwrap(), "f\n");
+    assert_eq!(std::fs::read_to_string(dest.join("sub/s")).unwrap(), "s\n");
+    assert!(
+        !out_dir.join("f").exists(),
+        "dir/. content landed beside the destination"
+    );
+
+    // Name filters match the name with and without its leading slash.
+    for f in ["name=^box$", "name=^/box$", "name=bo"] {
+        assert_eq!(
+            d.ok(&["ps", "--filter", f, "--format", "{{.Names}}"])
+                .trim(),
+            "box",
+            "{f}"
+        );
+    }
+
+    // -v with a host directory that does not exist: docker creates it.
+    let src = d.file("made-by-skiffd");
+    let bind = format!("{}:/data", src.display());
+    d.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &bind,
+        "busybox",
+        "sh",
+        "-c",
+        "echo hi > /data/x",
+    ]);
+    assert_eq!(std::fs::read_to_string(src.join("x")).unwrap(), "hi\n");
+
+    // --privileged gets the host's device nodes.
+    let devs = d.ok(&["run", "--rm", "--privileged", "busybox", "ls", "/dev"]);
+    assert!(devs.lines().any(|l| l == "kmsg"), "no host devices: {devs}");
+    let plain = d.ok(&["run", "--rm", "busybox", "ls", "/dev"]);
+    assert!(!plain.lines().any(|l| l == "kmsg"), "{plain}");
+
+    // -m alone allows as much swap again (where the kernel accounts swap), as docker.
+    if Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists() {
+        d.ok(&["create", "--name", "mem", "-m", "64m", "busybox"]);
+        assert_eq!(
+            d.ok(&["inspect", "--format", "{{.HostConfig.MemorySwap}}", "mem"])
+                .trim(),
+            "134217728"
+        );
+    }
+
+    // logs --since keeps its fraction: only what came after.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ticks",
+        "busybox",
+        "sh",
+        "-c",
+        "echo early; sleep 1.5; echo late; sleep 300",
+    ]);
+    std::thread::sleep(Duration::from_millis(2500));
+    let recent = d.ok(&["logs", "--since", "1.6s", "ticks"]);
+    assert_eq!(recent, "late\n");
+
+    // docker attach: output and input through a pty, then the detach keys leave it running.
+    d.ok(&["run", "-d", "-it", "--name", "att", "busybox", "sh"]);
+    let mut c = d.command(&["attach", "att"]);
+    c.stdin(Stdio::null());
+    let mut s = PtySession::spawn(c, "docker attach");
+    s.send("echo at''tached-$((6*7))\r");
+    s.wait_for("attached-42", Duration::from_secs(20));
+    s.send("\x10\x11");
+    // The CLI reports the detach as "read escape sequence" with status 1, as with dockerd.
+    let st = s.wait(Duration::from_secs(20));
+    assert!(s.output().contains("read escape sequence"), "{}", s.output());
+    assert_eq!(st.code(), Some(1), "{}", s.output());
+    assert_eq!(
+        d.ok(&["inspect", "--format", "{{.State.Status}}", "att"])
+            .trim(),
+        "running"
+    );
+}
+
 /// Engine API details the CLI does not show directly, asserted on the raw answers: prune
 /// filters and the bytes reclaimed, attach with `logs=1`, `/system/df` sizes, resource checks
 /// on update, exec started twice, archive upload errors, a commit `Config` body, logs tail
@@ -1800,6 +1945,10 @@ fn api_details_match_docker() {
     assert!(rw >= 1024 * 1024, "{c}");
     assert!(rootfs > rw, "SizeRootFs {rootfs} <= SizeRw {rw}");
     assert_eq!(df["Images"][0]["Containers"], 1, "{}", df["Images"]);
+    assert_eq!(df["Images"][0]["SharedSize"], 0, "{}", df["Images"]);
+    // The image is in use: nothing of it is reclaimable (the CLI's sum over Size − SharedSize).
+    let sdf = d.ok(&["system", "df", "--format", "{{.Type}}={{.Reclaimable}}"]);
+    assert!(sdf.lines().any(|l| l == "Images=0B (0%)"), "{sdf}");
     let (st, body) = d.api("GET", "/v1.44/system/df?type=container", None);
     assert_eq!(st, 200);
     let only: serde_json::Value = serde_json::from_str(&body).unwrap();

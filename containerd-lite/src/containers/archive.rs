@@ -310,6 +310,23 @@ fn reopen_regular(fd: &OwnedFd, meta: &Meta) -> io::Result<File> {
     Ok(File::from(f))
 }
 
+/// Reads a regular file of a container (`/etc/passwd` for a user lookup) with the rootfs as
+/// the root, at most `limit` bytes; None if it is missing or not a regular file. A symlink to a
+/// host path, or a FIFO that would block the daemon, is never opened.
+pub fn read_in_root(root: &Path, path: &str, limit: u64) -> Option<Vec<u8>> {
+    let t = Root::open(root).ok()?.lookup(path, true).ok()?;
+    if t.meta.kind() != FileType::RegularFile {
+        return None;
+    }
+    let mut out = Vec::new();
+    reopen_regular(&t.fd, &t.meta)
+        .ok()?
+        .take(limit)
+        .read_to_end(&mut out)
+        .ok()?;
+    Some(out)
+}
+
 /// Names in a directory (read through its descriptor), sorted, without `.` and `..`.
 fn list_dir(dir: &OwnedFd) -> io::Result<Vec<OsString>> {
     let mut names = Vec::new();
@@ -322,6 +339,41 @@ fn list_dir(dir: &OwnedFd) -> io::Result<Vec<OsString>> {
     }
     names.sort();
     Ok(names)
+}
+
+/// Appends an entry named `name` with `data`. A name that starts with `./` (the entries of a
+/// `docker cp ctr:/dir/. dest` copy, whose top is `.`) keeps that prefix: the CLI rebases the
+/// entries whose first component is `.` onto the destination, and tar-rs would drop it, so
+/// such names are written into the header as they are (with a GNU long-name entry first when
+/// they do not fit its 100 bytes).
+fn append_named<W: Write>(
+    b: &mut tar::Builder<W>,
+    h: &mut tar::Header,
+    name: &Path,
+    data: impl Read,
+) -> io::Result<()> {
+    let bytes = name.as_os_str().as_bytes();
+    if !bytes.starts_with(b"./") {
+        return b.append_data(h, name, data);
+    }
+    let field = &mut h.as_old_mut().name;
+    field.fill(0);
+    if bytes.len() < field.len() {
+        field[..bytes.len()].copy_from_slice(bytes);
+    } else {
+        let mut long = tar::Header::new_gnu();
+        long.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+        long.set_mode(0o644);
+        long.set_mtime(0);
+        long.set_entry_type(tar::EntryType::GNULongName);
+        long.set_size(u64::try_from(bytes.len()).unwrap_or(u64::MAX) + 1);
+        long.set_cksum();
+        b.append(&long, bytes.chain(&[0u8][..]))?;
+        let n = field.len() - 1;
+        field[..n].copy_from_slice(&bytes[..n]);
+    }
+    h.set_cksum();
+    b.append(h, data)
 }
 
 /// Appends the object behind `fd` (`O_PATH`, never followed) as `name`; for a directory returns
@@ -341,7 +393,7 @@ fn append_entry<W: Write>(
     match meta.kind() {
         FileType::Directory => {
             h.set_entry_type(tar::EntryType::Directory);
-            b.append_data(&mut h, name, io::empty())?;
+            append_named(b, &mut h, name, io::empty())?;
             let dir = rfs::openat(
                 fd,
                 c".",
@@ -356,12 +408,17 @@ fn append_entry<W: Write>(
             h.set_size(meta.size);
             // Exactly `size` bytes whatever happens to the file meanwhile (the header is out).
             let data = f.take(meta.size).chain(io::repeat(0)).take(meta.size);
-            b.append_data(&mut h, name, data)?;
+            append_named(b, &mut h, name, data)?;
         }
         FileType::Symlink => {
             let target = rfs::readlinkat(fd, c"", Vec::new())?;
             h.set_entry_type(tar::EntryType::Symlink);
-            b.append_link(&mut h, name, OsStr::from_bytes(target.as_bytes()))?;
+            let target = OsStr::from_bytes(target.as_bytes());
+            if name.as_os_str().as_bytes().starts_with(b"./") && h.set_link_name(target).is_ok() {
+                append_named(b, &mut h, name, io::empty())?;
+            } else {
+                b.append_link(&mut h, name, target)?;
+            }
         }
         kind @ (FileType::Fifo | FileType::CharacterDevice | FileType::BlockDevice) => {
             h.set_entry_type(match kind {
@@ -371,7 +428,7 @@ fn append_entry<W: Write>(
             });
             h.set_device_major(rfs::major(meta.rdev))?;
             h.set_device_minor(rfs::minor(meta.rdev))?;
-            b.append_data(&mut h, name, io::empty())?;
+            append_named(b, &mut h, name, io::empty())?;
         }
         // Sockets (and anything unknown) can't be archived: left out, as docker does.
         _ => {}

@@ -488,6 +488,8 @@ pub struct ContainerService {
     host_info: spec::HostInfo,
     live: Mutex<HashMap<String, Arc<Live>>>,
     execs: Mutex<HashMap<String, Arc<ExecInstance>>>,
+    /// Held for a read-modify-write of a record ([`Self::update_record`]).
+    record_lock: Mutex<()>,
     exits: mpsc::UnboundedSender<ExitMsg>,
     exits_rx: Mutex<Option<mpsc::UnboundedReceiver<ExitMsg>>>,
 }
@@ -523,6 +525,14 @@ const NOUNS: [&str; 16] = [
 /// Reads a small host file, "" when absent.
 fn read_or_empty(p: &Path) -> String {
     fs::read_to_string(p).unwrap_or_default()
+}
+
+/// A file of the container's rootfs as text (empty when missing), read with the rootfs as the
+/// root: the container owns these files and may have made them symlinks or FIFOs.
+fn read_in_rootfs(rootfs: &Path, path: &str) -> String {
+    archive::read_in_root(rootfs, path, 16 << 20)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
 }
 
 /// The host's facts the spec needs.
@@ -634,6 +644,12 @@ fn go_duration_text(d: Duration) -> String {
     }
 }
 
+/// Whether the kernel accounts swap per cgroup (v1 `memory.memsw.*`; always on cgroup v2).
+fn swap_accounting() -> bool {
+    Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()
+        || Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
 /// The CPUs the host has (for docker's `--cpus` range check).
 fn host_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
@@ -689,6 +705,7 @@ impl ContainerService {
             host_info: host_info(),
             live: Mutex::new(HashMap::new()),
             execs: Mutex::new(HashMap::new()),
+            record_lock: Mutex::new(()),
             exits: tx,
             exits_rx: Mutex::new(Some(rx)),
         })
@@ -970,6 +987,12 @@ impl ContainerService {
             }
         }
         host_json["NetworkMode"] = Value::String(host.network_mode.clone());
+        // moby `adaptContainerSettings`: a memory limit without a swap limit allows as much swap
+        // again (where the kernel accounts swap).
+        if host.memory > 0 && host.memory_swap == 0 && swap_accounting() {
+            host.memory_swap = host.memory.saturating_mul(2);
+            host_json["MemorySwap"] = serde_json::json!(host.memory_swap);
+        }
         match host.restart_policy.name.as_str() {
             "" | "no" | "always" | "unless-stopped" | "on-failure" => {}
             other => return Err(Error::Invalid(format!("invalid restart policy '{other}'"))),
@@ -1169,17 +1192,32 @@ impl ContainerService {
             let host = rec.host();
             let user = spec::resolve_user(
                 &rec.config.user,
-                &read_or_empty(&rootfs.join("etc/passwd")),
-                &read_or_empty(&rootfs.join("etc/group")),
+                &read_in_rootfs(&rootfs, "/etc/passwd"),
+                &read_in_rootfs(&rootfs, "/etc/group"),
                 &host.group_add,
             )
             .map_err(Error::Invalid)?;
             if !rec.config.working_dir.is_empty() {
                 mkdir_in_root(&rootfs, &rec.config.working_dir)?;
             }
-            let mut devices = Vec::new();
+            // `-v /host/dir:/ctr`: docker creates a missing host directory (`--mount` does not).
+            for b in &host.binds {
+                let src = b.split(':').next().unwrap_or("");
+                if src.starts_with('/') && fs::symlink_metadata(src).is_err() {
+                    fs::create_dir_all(src)
+                        .map_err(io_err("create the bind source", Path::new(src)))?;
+                }
+            }
+            // `--privileged` gets every device node of the host (moby `WithDevices`).
+            let mut devices = if host.privileged {
+                host_devices()
+            } else {
+                Vec::new()
+            };
             for d in &host.devices {
-                devices.push(resolve_device(d)?);
+                let d = resolve_device(d)?;
+                devices.retain(|x| x.path != d.path);
+                devices.push(d);
             }
             let input = spec::SpecInput {
                 id: &rec.id,
@@ -1234,9 +1272,15 @@ impl ContainerService {
         rec.manually_stopped = false;
         let svc = self.clone();
         let r2 = rec.clone();
-        let runtime_bin = run_blocking(move || svc.prepare_bundle(&r2)).await?;
+        let prepared = match run_blocking(move || svc.prepare_bundle(&r2)).await {
+            Ok(bin) => self.init_io(&rec, &live).map(|io| (bin, io)),
+            Err(e) => Err(e),
+        };
+        let (runtime_bin, io) = match prepared {
+            Ok(x) => x,
+            Err(e) => return self.start_failed(rec, op, None, e).await,
+        };
         let dir = self.dir(&rec.id);
-        let io = self.init_io(&rec, &live)?;
         let cfg = self.runtime.shim.clone();
         let id = rec.id.clone();
         let paths = io.paths.clone();
@@ -1260,33 +1304,7 @@ impl ContainerService {
         .await;
         let (shim, pid) = match started {
             Ok(x) => x,
-            Err(e) => {
-                io.finish().await;
-                io.remove_fifos();
-                let rootfs = dir.join("rootfs");
-                let _ = tokio::task::spawn_blocking(move || unmount(&rootfs)).await;
-                rec.state.error = error_chain(&e);
-                // moby `translateContainerdStartErr`: what the CLI reports as 127/126.
-                let lower = rec.state.error.to_lowercase();
-                rec.state.exit_code = if lower.contains("no such file")
-                    || lower.contains("executable file not found")
-                {
-                    127
-                } else if lower.contains("permission denied") {
-                    126
-                } else {
-                    128
-                };
-                let _ = self.put(&rec);
-                drop(op);
-                // `docker run --rm` waits for the removal even when the start failed.
-                if rec.host().auto_remove {
-                    if let Err(re) = self.remove(&rec.id, true).await {
-                        tracing::warn!(container = %rec.id, error = %re, "auto-remove after a failed start");
-                    }
-                }
-                return Err(e);
-            }
+            Err(e) => return self.start_failed(rec, op, Some(io), e).await,
         };
         // The exit is reported by a thread blocked in Wait (it may block for days).
         self.spawn_wait(shim.clone(), &rec.id, None)?;
@@ -1306,6 +1324,43 @@ impl ContainerService {
         live.waiters.send_modify(|w| w.running = true);
         self.spawn_health(&rec, &live);
         Ok(true)
+    }
+
+    /// A start that failed at any step (bundle, stdio, shim, runtime): stdio and the rootfs
+    /// mount go, the error and docker's exit code (127/126/128) are recorded, and a `--rm`
+    /// container is removed (`docker run --rm` waits for that removal even after a failure).
+    async fn start_failed(
+        self: &Arc<Self>,
+        mut rec: ContainerRecord,
+        op: tokio::sync::MutexGuard<'_, ()>,
+        io: Option<Arc<ProcessIo>>,
+        e: Error,
+    ) -> Result<bool, Error> {
+        if let Some(io) = io {
+            io.finish().await;
+            io.remove_fifos();
+        }
+        let rootfs = self.dir(&rec.id).join("rootfs");
+        let _ = tokio::task::spawn_blocking(move || unmount(&rootfs)).await;
+        rec.state.error = error_chain(&e);
+        // moby `translateContainerdStartErr`: what the CLI reports as 127/126.
+        let lower = rec.state.error.to_lowercase();
+        rec.state.exit_code =
+            if lower.contains("no such file") || lower.contains("executable file not found") {
+                127
+            } else if lower.contains("permission denied") {
+                126
+            } else {
+                128
+            };
+        let _ = self.put(&rec);
+        drop(op);
+        if rec.host().auto_remove {
+            if let Err(re) = self.remove(&rec.id, true).await {
+                tracing::warn!(container = %rec.id, error = %re, "auto-remove after a failed start");
+            }
+        }
+        Err(e)
     }
 
     /// Starts the health check of a container whose task just started (or was reconnected),
@@ -1470,19 +1525,28 @@ impl ContainerService {
             _ => exit.status,
         };
         let code = i64::from(status);
-        let Ok(mut rec) = self.get(id) else { return };
-        rec.state.status = Status::Exited;
-        rec.state.exit_code = code;
-        rec.state.pid = 0;
-        rec.state.finished_at = if exit.at_nanos > 0 {
+        let finished_at = if exit.at_nanos > 0 {
             exit.at_nanos
         } else {
             now_nanos()
         };
-        rec.state.shim_address.clear();
-        if let Err(e) = self.put(&rec) {
-            tracing::error!(container = %id, error = %e, "recording the exit");
-        }
+        let rec = match self.update_record(id, |rec| {
+            rec.state.status = Status::Exited;
+            rec.state.exit_code = code;
+            rec.state.pid = 0;
+            rec.state.finished_at = finished_at;
+            rec.state.shim_address.clear();
+        }) {
+            Ok(r) => r,
+            Err(Error::NotFound(_)) => return,
+            Err(e) => {
+                tracing::error!(container = %id, error = %e, "recording the exit");
+                match self.get(id) {
+                    Ok(r) => r,
+                    Err(_) => return,
+                }
+            }
+        };
         self.event(&rec, "die", &[("exitCode", code.to_string())]);
         live.waiters.send_modify(|w| {
             w.exits += 1;
@@ -1559,19 +1623,39 @@ impl ContainerService {
 
     /// Sends a signal to the init; `Error::NotRunning` when there is no task.
     pub async fn kill(&self, s: &str, signal: Option<&str>) -> Result<(), Error> {
-        let mut rec = self.get(s)?;
+        let rec = self.get(s)?;
         let sig = match signal.filter(|s| !s.is_empty()) {
             Some(s) => parse_signal(s)?,
             None => 9,
         };
+        let live = self.live(&rec.id);
+        if live.task().is_none() {
+            return Err(Error::NotRunning(rec.id.clone()));
+        }
+        let before = live.watch().borrow().exits;
+        // moby `killWithSignal`: a kill by the user counts as a manual stop — recorded before
+        // the signal, so the exit it causes is not restarted by the policy.
+        self.update_record(&rec.id, |r| r.manually_stopped = true)?;
         self.signal(&rec, sig).await?;
-        // moby `killWithSignal`: a kill by the user counts as a manual stop.
-        if let Ok(r) = self.get(&rec.id) {
-            rec = r;
-            rec.manually_stopped = true;
-            self.put(&rec)?;
+        // As docker, a SIGKILL answers once the container is down (`docker kill; docker rm`).
+        if sig == 9 {
+            self.wait_exit_after(&live, before, KILL_WAIT).await;
         }
         Ok(())
+    }
+
+    /// Changes a stored record under the record lock, so that two writers (a user's kill or
+    /// stop and the exit handler) do not lose each other's fields.
+    fn update_record(
+        &self,
+        id: &str,
+        f: impl FnOnce(&mut ContainerRecord),
+    ) -> Result<ContainerRecord, Error> {
+        let _g = self.record_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut rec = self.get(id)?;
+        f(&mut rec);
+        self.put(&rec)?;
+        Ok(rec)
     }
 
     async fn signal(&self, rec: &ContainerRecord, sig: i32) -> Result<(), Error> {
@@ -1613,8 +1697,7 @@ impl ContainerService {
         if !rec.state.status.is_live() || live.task().is_none() {
             return Ok(false);
         }
-        rec.manually_stopped = true;
-        self.put(&rec)?;
+        let rec = self.update_record(&rec.id, |r| r.manually_stopped = true)?;
         let sig = match signal
             .filter(|s| !s.is_empty())
             .or(rec.config.stop_signal.as_deref())
@@ -2041,8 +2124,8 @@ impl ContainerService {
             let rootfs = dir.join("rootfs");
             let u = spec::resolve_user(
                 &exec.user,
-                &read_or_empty(&rootfs.join("etc/passwd")),
-                &read_or_empty(&rootfs.join("etc/group")),
+                &read_in_rootfs(&rootfs, "/etc/passwd"),
+                &read_in_rootfs(&rootfs, "/etc/group"),
                 &[],
             )
             .map_err(Error::Invalid)?;
@@ -2460,6 +2543,66 @@ fn mount_snapshot(mounts: &[crate::snapshots::Mount], target: &Path) -> Result<(
         }
     }
     Ok(())
+}
+
+/// Every device node under the host's `/dev`, for `--privileged` (as moby's `HostDevices`:
+/// not in `pts`, `shm`, `fd`, `mqueue` or the `.lxc`/`.udev` trees). The nodes every container
+/// gets anyway (`null`, `tty`, `ptmx`, `console`, …) are left to the runtime.
+fn host_devices() -> Vec<spec::ResolvedDevice> {
+    use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+    const SKIP_DIRS: [&str; 7] = ["pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"];
+    const DEFAULTS: [&str; 8] = [
+        "/dev/null",
+        "/dev/zero",
+        "/dev/full",
+        "/dev/random",
+        "/dev/urandom",
+        "/dev/tty",
+        "/dev/ptmx",
+        "/dev/console",
+    ];
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::from("/dev")];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let Ok(m) = fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let ft = m.file_type();
+            if ft.is_dir() {
+                if !SKIP_DIRS.iter().any(|s| e.file_name() == *s) {
+                    stack.push(path);
+                }
+                continue;
+            }
+            let kind = if ft.is_char_device() {
+                'c'
+            } else if ft.is_block_device() {
+                'b'
+            } else {
+                continue;
+            };
+            let path = path.display().to_string();
+            if DEFAULTS.contains(&path.as_str()) {
+                continue;
+            }
+            let rdev = m.rdev();
+            out.push(spec::ResolvedDevice {
+                path,
+                kind,
+                major: i64::from(nix::sys::stat::major(rdev) as u32),
+                minor: i64::from(nix::sys::stat::minor(rdev) as u32),
+                file_mode: m.mode() & 0o7777,
+                access: "rwm".into(),
+            });
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
 }
 
 fn resolve_device(d: &config::DeviceMapping) -> Result<spec::ResolvedDevice, Error> {

@@ -306,7 +306,12 @@ impl PsFilter {
             .map(|m| m.keys().cloned().collect())
             .unwrap_or_default();
         any("id", &|x| r.id.starts_with(x))
-            && (self.names.is_empty() || self.names.iter().any(|n| n.is_match(&r.name)))
+            // docker tries the name with and without its leading `/`.
+            && (self.names.is_empty()
+                || self
+                    .names
+                    .iter()
+                    .any(|n| n.is_match(&r.name) || n.is_match(r.short_name())))
             && any("status", &|x| x == r.state.status.as_str())
             && (self.ancestors.is_empty()
                 || self
@@ -936,8 +941,16 @@ fn spawn_stream(
         let early = parts.read_buf;
         if let Some(f) = after_upgrade {
             if let Err(e) = f.await {
-                // moby writes a failure after the hijack into the stream as text.
-                let _ = wr.write_all(format!("{e}\r\n").as_bytes()).await;
+                // moby writes a failure after the hijack into the output as text, through the
+                // stdout writer: a stdout frame without a tty (the CLI then reads the exit code,
+                // 126/127, from the exec's inspect).
+                let text = format!("{e}\r\n");
+                let bytes = if tty {
+                    text.into_bytes()
+                } else {
+                    frame(1, text.as_bytes())
+                };
+                let _ = wr.write_all(&bytes).await;
                 let _ = wr.shutdown().await;
                 return;
             }

@@ -204,10 +204,35 @@ pub async fn df(
                 .filter_map(|(_, r)| r.labels.get(crate::images::LABEL_SIZE))
                 .filter_map(|s| s.parse::<u64>().ok())
                 .sum();
-            for i in images.list()? {
+            // SharedSize: the bytes of an image's layers that other images use too (the CLI's
+            // RECLAIMABLE counts an image in use as its size less that).
+            let list = images.list()?;
+            let chains: Vec<Vec<String>> = list
+                .iter()
+                .map(|i| {
+                    crate::images::oci::chain_ids(&i.config.rootfs.diff_ids)
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect()
+                })
+                .collect();
+            for (n, i) in list.iter().enumerate() {
                 let id = i.id.to_string();
-                let mut s = super::images::summary(&i, api);
+                let mut s = super::images::summary(i, api);
                 s["Containers"] = json!(recs.iter().filter(|r| r.image_id == id).count());
+                let sizes = i.layer_sizes(&images);
+                let shared: u64 = chains[n]
+                    .iter()
+                    .zip(&sizes)
+                    .filter(|(c, _)| {
+                        chains
+                            .iter()
+                            .enumerate()
+                            .any(|(m, other)| m != n && other.contains(c))
+                    })
+                    .map(|(_, size)| *size)
+                    .sum();
+                s["SharedSize"] = json!(shared);
                 images_out.push(s);
             }
         }
