@@ -1878,7 +1878,11 @@ fn edges_behave_as_docker() {
     s.send("\x10\x11");
     // The CLI reports the detach as "read escape sequence" with status 1, as with dockerd.
     let st = s.wait(Duration::from_secs(20));
-    assert!(s.output().contains("read escape sequence"), "{}", s.output());
+    assert!(
+        s.output().contains("read escape sequence"),
+        "{}",
+        s.output()
+    );
     assert_eq!(st.code(), Some(1), "{}", s.output());
     assert_eq!(
         d.ok(&["inspect", "--format", "{{.State.Status}}", "att"])
