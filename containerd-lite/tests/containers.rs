@@ -1853,6 +1853,44 @@ fn edges_behave_as_docker() {
         );
     }
 
+    // The masked paths are stored as docker stores them; systempaths=unconfined lifts them.
+    let masked = d.ok(&[
+        "inspect",
+        "--format",
+        "{{json .HostConfig.MaskedPaths}}",
+        "box",
+    ]);
+    assert!(masked.contains("/proc/kcore"), "{masked}");
+    let count = |extra: &[&str]| {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[
+            "busybox",
+            "sh",
+            "-c",
+            "grep -c ' /proc/keys ' /proc/self/mountinfo || true",
+        ]);
+        d.ok(&args).trim().to_owned()
+    };
+    assert_eq!(count(&[]), "1");
+    assert_eq!(count(&["--security-opt", "systempaths=unconfined"]), "0");
+
+    // An anonymous volume's path exists (a directory of the container's layer for now).
+    d.ok(&[
+        "run", "--rm", "-v", "/anon", "busybox", "test", "-d", "/anon",
+    ]);
+
+    // docker info tells the cgroup version of /sys/fs/cgroup (v1 on a hybrid host).
+    let want = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "2"
+    } else {
+        "1"
+    };
+    assert_eq!(
+        d.ok(&["info", "--format", "{{.CgroupVersion}}"]).trim(),
+        want
+    );
+
     // logs --since keeps its fraction: only what came after.
     d.ok(&[
         "run",

@@ -254,6 +254,13 @@ pub struct HostConfig {
     /// `--add-host host:ip`.
     #[serde(default, deserialize_with = "null_default")]
     pub extra_hosts: Vec<String>,
+    /// Paths masked in the container (docker fills its defaults in at create; empty with
+    /// `--privileged` or `--security-opt systempaths=unconfined`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub masked_paths: Option<Vec<String>>,
+    /// Paths made read-only in the container (as `masked_paths`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readonly_paths: Option<Vec<String>>,
 }
 
 impl HostConfig {

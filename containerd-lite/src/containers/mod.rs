@@ -1011,6 +1011,21 @@ impl ContainerService {
             return Err(Error::UnknownRuntime(runtime));
         }
         host_json["Runtime"] = Value::String(runtime.clone());
+        // docker stores the masked and read-only paths the container gets.
+        let sec = spec::security_opts(&host.security_opt)?;
+        let confined = !host.privileged && !sec.systempaths_unconfined;
+        for (key, defaults) in [
+            ("MaskedPaths", &spec::MASKED_PATHS[..]),
+            ("ReadonlyPaths", &spec::READONLY_PATHS[..]),
+        ] {
+            if host_json.get(key).is_none_or(Value::is_null) {
+                host_json[key] = if confined {
+                    serde_json::json!(defaults)
+                } else {
+                    serde_json::json!([])
+                };
+            }
+        }
         // Defaults docker fills in (clients such as docker-py read them back from inspect).
         let defaults = serde_json::json!({
             "LogConfig": {"Type": "json-file", "Config": {}},
@@ -1040,6 +1055,22 @@ impl ContainerService {
         }
         let img = self.images.resolve(&user.image)?;
         let merged = config::merge(&user, &ImageDefaults::from_image_config(&img.config_json));
+        let anonymous: Vec<&String> = merged
+            .volumes
+            .as_ref()
+            .and_then(Value::as_object)
+            .map(|m| m.keys().collect())
+            .unwrap_or_default();
+        if !anonymous.is_empty() {
+            warnings.push(format!(
+                "anonymous volumes are not created yet: {} stay part of the container's writable layer",
+                anonymous
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
 
         let all = self.list()?;
         let name = match name.filter(|n| !n.is_empty()) {
@@ -1199,6 +1230,13 @@ impl ContainerService {
             .map_err(Error::Invalid)?;
             if !rec.config.working_dir.is_empty() {
                 mkdir_in_root(&rootfs, &rec.config.working_dir)?;
+            }
+            // Anonymous volumes (`-v /data`, an image's VOLUME) are directories of the
+            // container's own layer until volumes exist: at least the path is there.
+            if let Some(vols) = rec.config.volumes.as_ref().and_then(Value::as_object) {
+                for v in vols.keys() {
+                    mkdir_in_root(&rootfs, v)?;
+                }
             }
             // `-v /host/dir:/ctr`: docker creates a missing host directory (`--mount` does not).
             for b in &host.binds {
@@ -1958,7 +1996,10 @@ impl ContainerService {
             return Err(Error::NotRunning(rec.id.clone()));
         }
         if rec.state.status == Status::Paused {
-            return Err(Error::Paused(rec.id.clone()));
+            return Err(Error::Conflict(format!(
+                "Container {} is paused, unpause the container before exec",
+                rec.id
+            )));
         }
         let strings = |k: &str| -> Vec<String> {
             body.get(k)

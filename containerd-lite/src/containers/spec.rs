@@ -284,6 +284,8 @@ pub struct SecurityOpts {
     pub apparmor: Option<String>,
     /// `label=…` (SELinux; accepted and ignored: no SELinux here).
     pub labels: Vec<String>,
+    /// `systempaths=unconfined`: no masked or read-only paths.
+    pub systempaths_unconfined: bool,
 }
 
 /// Parses `--security-opt` values (`key=value` or the legacy `key:value`).
@@ -306,6 +308,7 @@ pub fn security_opts(opts: &[String]) -> Result<SecurityOpts, Error> {
             }
             "apparmor" => out.apparmor = Some(v.to_owned()),
             "label" => out.labels.push(v.to_owned()),
+            "systempaths" if v == "unconfined" => out.systempaths_unconfined = true,
             _ => return Err(Error::SecurityOpt(o.clone())),
         }
     }
@@ -652,9 +655,15 @@ pub fn generate(input: &SpecInput<'_>) -> Result<Value, Error> {
             "fileMode": d.file_mode, "uid": 0, "gid": 0,
         })).collect::<Vec<_>>(),
     });
-    if !privileged {
-        linux["maskedPaths"] = json!(MASKED_PATHS);
-        linux["readonlyPaths"] = json!(READONLY_PATHS);
+    if !privileged && !sec.systempaths_unconfined {
+        linux["maskedPaths"] = match &host.masked_paths {
+            Some(p) => json!(p),
+            None => json!(MASKED_PATHS),
+        };
+        linux["readonlyPaths"] = match &host.readonly_paths {
+            Some(p) => json!(p),
+            None => json!(READONLY_PATHS),
+        };
     }
     if !privileged && !sec.seccomp_unconfined {
         let profile = match &sec.seccomp_profile {

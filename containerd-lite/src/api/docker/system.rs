@@ -104,6 +104,12 @@ fn os_name() -> String {
 
 /// `GET /info`: every field `docker info` prints, with truthful values for what exists.
 pub async fn info(state: &Arc<ApiState>) -> Result<Response<ResponseBody>, ApiError> {
+    // v2 when /sys/fs/cgroup itself is cgroup2; v1 (also the v1/v2 hybrid) otherwise.
+    let cgroup_version = if crate::containers::host_info().cgroup2 {
+        "2"
+    } else {
+        "1"
+    };
     let svc = state.images.clone();
     let images = blocking(move || Ok(svc.list()?.len())).await?;
     let cs = state.containers.clone();
@@ -147,7 +153,7 @@ pub async fn info(state: &Arc<ApiState>) -> Result<Response<ResponseBody>, ApiEr
             "BridgeNfIptables": false, "BridgeNfIp6tables": false, "Debug": false,
             "NFd": 0, "OomKillDisable": false, "NGoroutines": 0,
             "SystemTime": crate::images::oci::format_rfc3339(crate::unix_now()),
-            "LoggingDriver": "json-file", "CgroupDriver": "cgroupfs", "CgroupVersion": "2",
+            "LoggingDriver": "json-file", "CgroupDriver": "cgroupfs", "CgroupVersion": cgroup_version,
             "NEventsListener": 0,
             "KernelVersion": kernel, "OperatingSystem": os_name(), "OSVersion": "", "OSType": "linux",
             "Architecture": machine,
