@@ -220,6 +220,14 @@ impl Daemon {
         )
     }
 
+    /// `docker inspect --format FORMAT NAME`, trimmed.
+    #[track_caller]
+    fn inspect(&self, name: &str, format: &str) -> String {
+        self.ok(&["inspect", "--format", format, name])
+            .trim()
+            .to_owned()
+    }
+
     /// One raw Engine API request (HTTP/1.0, so the answer ends with the connection):
     /// (status, body).
     fn api(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
@@ -401,13 +409,10 @@ fn detached_lifecycle(d: &Daemon, runtime: &str) {
     assert!(stderr.starts_with("err 0\n"), "{stderr}");
     assert!(!stdout.contains("err"), "streams mixed: {stdout}");
     assert_eq!(
-        d.ok(&[
-            "inspect",
-            "--format",
-            "{{.State.Status}} {{.State.ExitCode}} {{.State.Running}}",
-            "loop"
-        ])
-        .trim(),
+        d.inspect(
+            "loop",
+            "{{.State.Status}} {{.State.ExitCode}} {{.State.Running}}"
+        ),
         "exited 137 false"
     );
     // --tail and -t.
@@ -420,17 +425,9 @@ fn detached_lifecycle(d: &Daemon, runtime: &str) {
     assert_eq!(future, "");
     // start again: same container, the log grows.
     d.ok(&["start", "loop"]);
-    assert_eq!(
-        d.ok(&["inspect", "--format", "{{.State.Status}}", "loop"])
-            .trim(),
-        "running"
-    );
+    assert_eq!(d.inspect("loop", "{{.State.Status}}"), "running");
     d.ok(&["restart", "-t", "0", "loop"]);
-    assert_eq!(
-        d.ok(&["inspect", "--format", "{{.State.Status}}", "loop"])
-            .trim(),
-        "running"
-    );
+    assert_eq!(d.inspect("loop", "{{.State.Status}}"), "running");
     let (code, _, err) = d.run(&["rm", "loop"]);
     assert_ne!(code, 0);
     assert!(err.contains("running"), "{err}");
@@ -655,21 +652,11 @@ fn ps_inspect_wait_kill_pause_top_rename() {
     assert_ne!(code, 0);
     assert!(err.contains("is already paused"), "{err}");
     assert_eq!(
-        d.ok(&[
-            "inspect",
-            "--format",
-            "{{.State.Status}} {{.State.Paused}}",
-            "web"
-        ])
-        .trim(),
+        d.inspect("web", "{{.State.Status}} {{.State.Paused}}"),
         "paused true"
     );
     d.ok(&["unpause", "web"]);
-    assert_eq!(
-        d.ok(&["inspect", "--format", "{{.State.Status}}", "web"])
-            .trim(),
-        "running"
-    );
+    assert_eq!(d.inspect("web", "{{.State.Status}}"), "running");
 
     d.ok(&["rename", "web", "web2"]);
     let (code, _, err) = d.run(&["rename", "web2", "web2"]);
@@ -688,11 +675,7 @@ fn ps_inspect_wait_kill_pause_top_rename() {
     d.ok(&["kill", "-s", "TERM", "web2"]);
     std::thread::sleep(Duration::from_millis(300));
     // sleep as pid 1 ignores SIGTERM (no handler): still running.
-    assert_eq!(
-        d.ok(&["inspect", "--format", "{{.State.Status}}", "web2"])
-            .trim(),
-        "running"
-    );
+    assert_eq!(d.inspect("web2", "{{.State.Status}}"), "running");
     d.ok(&["kill", "-s", "SIGKILL", "web2"]);
     let out = waiter.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "137");
@@ -897,13 +880,7 @@ fn kill9_and_reconnect(mut d: Daemon) {
     std::thread::sleep(Duration::from_millis(1500));
     d.spawn();
     assert_eq!(
-        d.ok(&[
-            "inspect",
-            "--format",
-            "{{.State.Status}} {{.State.Pid}}",
-            "keeps"
-        ])
-        .trim(),
+        d.inspect("keeps", "{{.State.Status}} {{.State.Pid}}"),
         format!("running {}", pid_before.trim())
     );
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -941,13 +918,7 @@ fn kill9_and_reconnect(mut d: Daemon) {
         "gap in {ticks:?}"
     );
     assert_eq!(
-        d.ok(&[
-            "inspect",
-            "--format",
-            "{{.State.Status}} {{.State.ExitCode}}",
-            "keeps"
-        ])
-        .trim(),
+        d.inspect("keeps", "{{.State.Status}} {{.State.ExitCode}}"),
         "exited 137"
     );
 }
@@ -1013,11 +984,7 @@ fn restart_policies_and_image_in_use() {
     }
     d.ok(&["stop", "-t", "0", "again"]);
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(
-        d.ok(&["inspect", "--format", "{{.State.Status}}", "again"])
-            .trim(),
-        "exited"
-    );
+    assert_eq!(d.inspect("again", "{{.State.Status}}"), "exited");
     let (code, _, err) = d.run(&["run", "--rm", "--restart", "always", "busybox", "true"]);
     assert_ne!(code, 0, "{err}");
 
@@ -1387,11 +1354,7 @@ fn commit_then_run_the_new_image() {
         "trap 'exit 7' USR1; while :; do sleep 0.1; done",
     ]);
     d.ok(&["stop", "sig"]);
-    assert_eq!(
-        d.ok(&["inspect", "--format", "{{.State.ExitCode}}", "sig"])
-            .trim(),
-        "7"
-    );
+    assert_eq!(d.inspect("sig", "{{.State.ExitCode}}"), "7");
 
     // A change that is not a config instruction is refused by name and nothing is made.
     let (code, _, err) = d.run(&["commit", "--change", "RUN rm -rf /", "src", "mine:3"]);
@@ -1426,19 +1389,11 @@ fn stop_signal_and_stop_timeout() {
         "-c",
         "trap 'exit 7' USR1; while :; do sleep 0.1; done",
     ]);
-    assert_eq!(
-        d.ok(&["inspect", "--format", "{{.Config.StopSignal}}", "usr1"])
-            .trim(),
-        "SIGUSR1"
-    );
+    assert_eq!(d.inspect("usr1", "{{.Config.StopSignal}}"), "SIGUSR1");
     let t0 = Instant::now();
     d.ok(&["stop", "usr1"]);
     assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
-    assert_eq!(
-        d.ok(&["inspect", "--format", "{{.State.ExitCode}}", "usr1"])
-            .trim(),
-        "7"
-    );
+    assert_eq!(d.inspect("usr1", "{{.State.ExitCode}}"), "7");
 
     // A pid 1 that ignores SIGTERM is killed once its stop timeout (1 s) has passed.
     d.ok(&[
@@ -1453,11 +1408,7 @@ fn stop_signal_and_stop_timeout() {
         "-c",
         "trap '' TERM; while :; do sleep 0.1; done",
     ]);
-    assert_eq!(
-        d.ok(&["inspect", "--format", "{{.Config.StopTimeout}}", "deaf"])
-            .trim(),
-        "1"
-    );
+    assert_eq!(d.inspect("deaf", "{{.Config.StopTimeout}}"), "1");
     let t0 = Instant::now();
     d.ok(&["stop", "deaf"]);
     let took = t0.elapsed();
@@ -1465,11 +1416,7 @@ fn stop_signal_and_stop_timeout() {
         took >= Duration::from_millis(900) && took < Duration::from_secs(6),
         "stop took {took:?} with --stop-timeout 1"
     );
-    assert_eq!(
-        d.ok(&["inspect", "--format", "{{.State.ExitCode}}", "deaf"])
-            .trim(),
-        "137"
-    );
+    assert_eq!(d.inspect("deaf", "{{.State.ExitCode}}"), "137");
     // `docker stop -t` wins over the container's timeout; `docker restart` uses it too.
     d.ok(&["start", "deaf"]);
     let t0 = Instant::now();
@@ -1513,11 +1460,7 @@ fn init_is_pid_1_forwards_signals_and_reaps() {
     d.ok(&[
         "run", "-d", "--init", "--name", "s1", "busybox", "sleep", "300",
     ]);
-    assert_eq!(
-        d.ok(&["inspect", "--format", "{{.HostConfig.Init}}", "s1"])
-            .trim(),
-        "true"
-    );
+    assert_eq!(d.inspect("s1", "{{.HostConfig.Init}}"), "true");
     let t0 = Instant::now();
     d.ok(&["stop", "-t", "10", "s1"]);
     assert!(
@@ -1525,11 +1468,7 @@ fn init_is_pid_1_forwards_signals_and_reaps() {
         "stop took {:?}: SIGTERM not forwarded",
         t0.elapsed()
     );
-    assert_eq!(
-        d.ok(&["inspect", "--format", "{{.State.ExitCode}}", "s1"])
-            .trim(),
-        "143"
-    );
+    assert_eq!(d.inspect("s1", "{{.State.ExitCode}}"), "143");
 
     // An orphan (its parent subshell exits at once) is reparented to pid 1 and reaped there.
     let out = d.ok(&[
@@ -1627,11 +1566,7 @@ fn health_checks_run_and_report() {
         "sleep",
         "300",
     ]);
-    let status = |name: &str| {
-        d.ok(&["inspect", "--format", "{{.State.Health.Status}}", name])
-            .trim()
-            .to_owned()
-    };
+    let status = |name: &str| d.inspect(name, "{{.State.Health.Status}}").to_owned();
     let wait_for = |name: &str, want: &str| {
         let deadline = Instant::now() + Duration::from_secs(20);
         while status(name) != want {
@@ -1716,11 +1651,7 @@ fn health_checks_run_and_report() {
         "300",
     ]);
     std::thread::sleep(Duration::from_millis(800));
-    assert_eq!(
-        d.ok(&["inspect", "--format", "{{.State.Health}}", "nocheck"])
-            .trim(),
-        "<nil>"
-    );
+    assert_eq!(d.inspect("nocheck", "{{.State.Health}}"), "<nil>");
 
     let events = d.ok(&[
         "events",
@@ -1846,20 +1777,11 @@ fn edges_behave_as_docker() {
     // -m alone allows as much swap again (where the kernel accounts swap), as docker.
     if Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists() {
         d.ok(&["create", "--name", "mem", "-m", "64m", "busybox"]);
-        assert_eq!(
-            d.ok(&["inspect", "--format", "{{.HostConfig.MemorySwap}}", "mem"])
-                .trim(),
-            "134217728"
-        );
+        assert_eq!(d.inspect("mem", "{{.HostConfig.MemorySwap}}"), "134217728");
     }
 
     // The masked paths are stored as docker stores them; systempaths=unconfined lifts them.
-    let masked = d.ok(&[
-        "inspect",
-        "--format",
-        "{{json .HostConfig.MaskedPaths}}",
-        "box",
-    ]);
+    let masked = d.inspect("box", "{{json .HostConfig.MaskedPaths}}");
     assert!(masked.contains("/proc/kcore"), "{masked}");
     let count = |extra: &[&str]| {
         let mut args = vec!["run", "--rm"];
@@ -1922,11 +1844,7 @@ fn edges_behave_as_docker() {
         s.output()
     );
     assert_eq!(st.code(), Some(1), "{}", s.output());
-    assert_eq!(
-        d.ok(&["inspect", "--format", "{{.State.Status}}", "att"])
-            .trim(),
-        "running"
-    );
+    assert_eq!(d.inspect("att", "{{.State.Status}}"), "running");
 }
 
 /// Engine API details the CLI does not show directly, asserted on the raw answers: prune
@@ -2374,8 +2292,7 @@ fn docker_cp_stays_inside_the_container_under_symlink_races() {
     assert!(swaps > 1000, "the exchange thread hardly ran ({swaps})");
     eprintln!("{ins} copies in and {outs} out went through, against {swaps} exchanges");
     assert_eq!(
-        d.ok(&["inspect", "--format", "{{.State.Running}}", "race"])
-            .trim(),
+        d.inspect("race", "{{.State.Running}}"),
         "true",
         "the swapping loop died: {}",
         d.ok(&["logs", "race"])

@@ -128,7 +128,7 @@ fn apply_one(config: &mut Value, line: &str, cmd_set: &mut bool) -> Result<(), S
             }
         }
         "VOLUME" => {
-            let paths = match json_array(rest)? {
+            let paths = match json_array(rest) {
                 Some(v) => v,
                 None => words(rest, &env)?,
             };
@@ -189,9 +189,9 @@ fn apply_one(config: &mut Value, line: &str, cmd_set: &mut bool) -> Result<(), S
     Ok(())
 }
 
-/// The environment of the config so far, as `K=V` entries.
-fn env_of(cfg: &Map<String, Value>) -> Vec<String> {
-    cfg.get("Env")
+/// A list-of-strings field of the config (`Env`, `Shell`); empty when missing.
+fn strings_of(cfg: &Map<String, Value>, key: &str) -> Vec<String> {
+    cfg.get(key)
         .and_then(Value::as_array)
         .map(|a| {
             a.iter()
@@ -200,6 +200,11 @@ fn env_of(cfg: &Map<String, Value>) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The environment of the config so far, as `K=V` entries.
+fn env_of(cfg: &Map<String, Value>) -> Vec<String> {
+    strings_of(cfg, "Env")
 }
 
 /// The map under `key`, created (or replacing a `null`) when missing.
@@ -211,34 +216,27 @@ fn object_field<'a>(cfg: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<S
     v.as_object_mut().expect("made an object above")
 }
 
-/// A JSON array of strings (the exec form), or `None` if `s` is not one.
-fn json_array(s: &str) -> Result<Option<Vec<String>>, String> {
+/// A JSON array of strings (the exec form), or `None` if `s` is not one (Docker then takes the
+/// text as the shell form).
+fn json_array(s: &str) -> Option<Vec<String>> {
     if !s.starts_with('[') {
-        return Ok(None);
+        return None;
     }
-    // Docker falls back to the shell form when the text is not a JSON array of strings.
-    Ok(serde_json::from_str::<Vec<String>>(s).ok())
+    serde_json::from_str::<Vec<String>>(s).ok()
 }
 
 /// `CMD` / `ENTRYPOINT`: the exec form as it is, the shell form through the config's shell.
 fn command_form(cfg: &Map<String, Value>, rest: &str) -> Result<Value, String> {
-    if let Some(v) = json_array(rest)? {
+    if let Some(v) = json_array(rest) {
         return Ok(json!(v));
     }
     if rest.is_empty() {
         return Ok(json!([]));
     }
-    let mut shell: Vec<String> = cfg
-        .get("Shell")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .filter(|s: &Vec<String>| !s.is_empty())
-        .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
+    let mut shell = strings_of(cfg, "Shell");
+    if shell.is_empty() {
+        shell = vec!["/bin/sh".into(), "-c".into()];
+    }
     shell.push(rest.to_owned());
     Ok(json!(shell))
 }
@@ -518,7 +516,7 @@ fn healthcheck(rest: &str) -> Result<Value, String> {
         return Err(format!("Unknown type {word:?} in HEALTHCHECK (try CMD)"));
     }
     let cmd = cmd.trim();
-    let test = match json_array(cmd)? {
+    let test = match json_array(cmd) {
         Some(v) => {
             let mut t = vec!["CMD".to_owned()];
             t.extend(v);
@@ -635,26 +633,15 @@ mod tests {
                 "G=set"
             ])
         );
-        assert!(
-            applied(json!({}), &["ENV =x"])
-                .unwrap_err()
-                .contains("blank")
-        );
-        assert!(
-            applied(json!({}), &["ENV A=1 B"])
-                .unwrap_err()
-                .contains("can't find =")
-        );
-        assert!(
-            applied(json!({}), &[r#"ENV A="open"#])
-                .unwrap_err()
-                .contains("matching \"")
-        );
-        assert!(
-            applied(json!({}), &["ENV"])
-                .unwrap_err()
-                .contains("requires")
-        );
+        for (bad, want) in [
+            ("ENV =x", "blank"),
+            ("ENV A=1 B", "can't find ="),
+            (r#"ENV A="open"#, "matching \""),
+            ("ENV", "requires"),
+        ] {
+            let e = applied(json!({}), &[bad]).unwrap_err();
+            assert!(e.contains(want), "{bad}: {e}");
+        }
     }
 
     #[test]
