@@ -1828,6 +1828,44 @@ fn edges_behave_as_docker() {
     let recent = d.ok(&["logs", "--since", "1.6s", "ticks"]);
     assert_eq!(recent, "late\n");
 
+    // kill of a paused container: resumed after the SIGKILL, down when kill answers.
+    d.ok(&["run", "-d", "--name", "frozen", "busybox", "sleep", "300"]);
+    d.ok(&["pause", "frozen"]);
+    let t0 = Instant::now();
+    d.ok(&["kill", "frozen"]);
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    assert_eq!(d.inspect("frozen", "{{.State.Status}}"), "exited");
+    d.ok(&["rm", "frozen"]);
+
+    // cp through a file bind, and a read-only --mount refuses uploads.
+    let conf = d.file("app.conf");
+    std::fs::write(&conf, "setting=1\n").unwrap();
+    let ro_dir = d.file("ro-src");
+    std::fs::create_dir_all(&ro_dir).unwrap();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "binds",
+        "-v",
+        &format!("{}:/etc/app.conf", conf.display()),
+        "--mount",
+        &format!("type=bind,src={},dst=/rodata,readonly", ro_dir.display()),
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let copied = d.file("copied.conf");
+    d.ok(&["cp", "binds:/etc/app.conf", copied.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&copied).unwrap(), "setting=1\n");
+    let (code, _, err) = d.run(&["cp", conf.to_str().unwrap(), "binds:/rodata/"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("read-only"), "{err}");
+    assert!(
+        std::fs::read_dir(&ro_dir).unwrap().next().is_none(),
+        "wrote into a read-only mount"
+    );
+
     // docker attach: output and input through a pty, then the detach keys leave it running.
     d.ok(&["run", "-d", "-it", "--name", "att", "busybox", "sh"]);
     let mut c = d.command(&["attach", "att"]);

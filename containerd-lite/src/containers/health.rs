@@ -80,6 +80,27 @@ impl Probe {
     }
 }
 
+/// Checks a `Healthcheck` as docker does at create: durations of 0 (the default) or at least
+/// 1 ms, retries not negative.
+pub fn validate(hc: Option<&Value>) -> Result<(), String> {
+    let Some(hc) = hc else { return Ok(()) };
+    for (key, what) in [
+        ("Interval", "Interval"),
+        ("Timeout", "Timeout"),
+        ("StartPeriod", "StartPeriod"),
+        ("StartInterval", "StartInterval"),
+    ] {
+        let n = hc.get(key).and_then(Value::as_i64).unwrap_or(0);
+        if n != 0 && n < 1_000_000 {
+            return Err(format!("{what} in Healthcheck cannot be less than 1ms"));
+        }
+    }
+    if hc.get("Retries").and_then(Value::as_i64).unwrap_or(0) < 0 {
+        return Err("Retries in Healthcheck cannot be negative".into());
+    }
+    Ok(())
+}
+
 /// One probe's result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeResult {
@@ -126,7 +147,7 @@ impl Health {
         if r.exit_code == 0 {
             self.failing_streak = 0;
             self.status = "healthy";
-        } else if !in_start_period {
+        } else if !(in_start_period && self.status == "starting") {
             self.failing_streak += 1;
             if self.failing_streak >= retries {
                 self.status = "unhealthy";
@@ -205,6 +226,21 @@ mod tests {
     }
 
     #[test]
+    fn configs_are_checked_as_docker_does() {
+        assert!(validate(None).is_ok());
+        assert!(validate(Some(&json!({"Interval": 0, "Retries": 0}))).is_ok());
+        assert!(validate(Some(&json!({"Interval": 1_000_000}))).is_ok());
+        let e = validate(Some(&json!({"Interval": 1}))).unwrap_err();
+        assert!(
+            e.contains("Interval in Healthcheck cannot be less than 1ms"),
+            "{e}"
+        );
+        assert!(validate(Some(&json!({"StartInterval": 999}))).is_err());
+        let e = validate(Some(&json!({"Retries": -1}))).unwrap_err();
+        assert!(e.contains("cannot be negative"), "{e}");
+    }
+
+    #[test]
     fn statuses_follow_dockers_rules() {
         let mut h = Health::default();
         assert_eq!(h.status, "starting");
@@ -212,6 +248,10 @@ mod tests {
         assert_eq!(h.record(result(1), 2, true), None);
         assert_eq!(h.failing_streak, 0);
         assert_eq!(h.record(result(0), 2, true), Some("healthy"));
+        // Once healthy, failures count even inside the start period (docker).
+        assert_eq!(h.record(result(1), 2, true), None);
+        assert_eq!(h.failing_streak, 1);
+        h.failing_streak = 0;
         assert_eq!(h.record(result(1), 2, false), None);
         assert_eq!(h.failing_streak, 1);
         assert_eq!(h.record(result(-1), 2, false), Some("unhealthy"));

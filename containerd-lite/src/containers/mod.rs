@@ -644,15 +644,40 @@ fn go_duration_text(d: Duration) -> String {
     }
 }
 
-/// Whether the kernel accounts swap per cgroup (v1 `memory.memsw.*`; always on cgroup v2).
+/// Whether the kernel accounts swap per cgroup: v1 `memory.memsw.limit_in_bytes` in the memory
+/// hierarchy's root; on v2 `memory.swap.max` in skiffd's own cgroup (the root cgroup has none).
 fn swap_accounting() -> bool {
-    Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()
-        || Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+    if Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists() {
+        return true;
+    }
+    if !Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        return false;
+    }
+    read_or_empty(Path::new("/proc/self/cgroup"))
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .filter(|own| *own != "/")
+        .is_some_and(|own| {
+            Path::new("/sys/fs/cgroup")
+                .join(own.trim_start_matches('/'))
+                .join("memory.swap.max")
+                .exists()
+        })
 }
 
-/// The CPUs the host has (for docker's `--cpus` range check).
+/// The CPUs the host has online (docker's `--cpus` and `--cpuset-cpus` checks use the host's
+/// CPUs, not what skiffd's own affinity or quota allows): the highest id in
+/// `/sys/devices/system/cpu/online` plus one.
 fn host_cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    read_or_empty(Path::new("/sys/devices/system/cpu/online"))
+        .trim()
+        .split(',')
+        .filter_map(|r| r.rsplit('-').next()?.parse::<usize>().ok())
+        .max()
+        .map_or_else(
+            || std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            |n| n + 1,
+        )
 }
 
 fn now_nanos() -> i64 {
@@ -1055,6 +1080,7 @@ impl ContainerService {
         }
         let img = self.images.resolve(&user.image)?;
         let merged = config::merge(&user, &ImageDefaults::from_image_config(&img.config_json));
+        health::validate(merged.healthcheck.as_ref()).map_err(Error::Invalid)?;
         let anonymous: Vec<&String> = merged
             .volumes
             .as_ref()
@@ -1295,7 +1321,7 @@ impl ContainerService {
         let rec = self.get(s)?;
         let live = self.live(&rec.id);
         let op = live.op.lock().await;
-        let mut rec = self.get(&rec.id)?;
+        let rec = self.get(&rec.id)?;
         match rec.state.status {
             Status::Running | Status::Paused => return Ok(false),
             Status::Restarting if live.task().is_some() => return Ok(false),
@@ -1307,7 +1333,8 @@ impl ContainerService {
             }
             Status::Created | Status::Exited | Status::Restarting => {}
         }
-        rec.manually_stopped = false;
+        // Cleared now (not with the state at the end): a kill during the start must stick.
+        let rec = self.update_record(&rec.id, |r| r.manually_stopped = false)?;
         let svc = self.clone();
         let r2 = rec.clone();
         let prepared = match run_blocking(move || svc.prepare_bundle(&r2)).await {
@@ -1346,18 +1373,20 @@ impl ContainerService {
         };
         // The exit is reported by a thread blocked in Wait (it may block for days).
         self.spawn_wait(shim.clone(), &rec.id, None)?;
-        rec.state = StateRecord {
-            status: Status::Running,
-            pid,
-            exit_code: 0,
-            started_at: now_nanos(),
-            finished_at: rec.state.finished_at,
-            error: String::new(),
-            oom_killed: false,
-            shim_address: shim.address.clone(),
-        };
+        let address = shim.address.clone();
         *live.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(Task { shim, io }));
-        self.put(&rec)?;
+        let rec = self.update_record(&rec.id, |r| {
+            r.state = StateRecord {
+                status: Status::Running,
+                pid,
+                exit_code: 0,
+                started_at: now_nanos(),
+                finished_at: r.state.finished_at,
+                error: String::new(),
+                oom_killed: false,
+                shim_address: address,
+            };
+        })?;
         self.event(&rec, "start", &[]);
         live.waiters.send_modify(|w| w.running = true);
         self.spawn_health(&rec, &live);
@@ -1380,18 +1409,23 @@ impl ContainerService {
         }
         let rootfs = self.dir(&rec.id).join("rootfs");
         let _ = tokio::task::spawn_blocking(move || unmount(&rootfs)).await;
-        rec.state.error = error_chain(&e);
+        let error = error_chain(&e);
         // moby `translateContainerdStartErr`: what the CLI reports as 127/126.
-        let lower = rec.state.error.to_lowercase();
-        rec.state.exit_code =
-            if lower.contains("no such file") || lower.contains("executable file not found") {
-                127
-            } else if lower.contains("permission denied") {
-                126
-            } else {
-                128
-            };
-        let _ = self.put(&rec);
+        let lower = error.to_lowercase();
+        let code = if lower.contains("no such file") || lower.contains("executable file not found")
+        {
+            127
+        } else if lower.contains("permission denied") {
+            126
+        } else {
+            128
+        };
+        if let Ok(r) = self.update_record(&rec.id, |r| {
+            r.state.error = error;
+            r.state.exit_code = code;
+        }) {
+            rec = r;
+        }
         drop(op);
         if rec.host().auto_remove {
             if let Err(re) = self.remove(&rec.id, true).await {
@@ -1416,27 +1450,44 @@ impl ContainerService {
         let svc = self.clone();
         let live = live.clone();
         let id = rec.id.clone();
+        // Only a weak hold on the task: a stopped container's task (its shim client, its
+        // stdio) goes at once, not when this check next wakes.
+        let task = Arc::downgrade(&task);
+        let mut watch = live.watch();
+        let exits = watch.borrow().exits;
         tokio::spawn(async move {
             let started = std::time::Instant::now();
+            let current = |live: &Live| {
+                live.task()
+                    .zip(task.upgrade())
+                    .is_some_and(|(a, b)| Arc::ptr_eq(&a, &b))
+            };
+            let status = |live: &Live| live.health().map_or("", |h| h.status);
             loop {
-                let wait = if started.elapsed() < probe.start_period {
+                // docker: the start interval while the status is still "starting".
+                let starting =
+                    started.elapsed() < probe.start_period && status(&live) == "starting";
+                let wait = if starting {
                     probe.start_interval
                 } else {
                     probe.interval
                 };
-                tokio::time::sleep(wait).await;
-                // Only the task this check was started for: a stop or restart ends it.
-                if !live.task().is_some_and(|t| Arc::ptr_eq(&t, &task)) {
-                    return;
+                // The exit of this task ends the check at once.
+                let ended = tokio::select! {
+                    () = tokio::time::sleep(wait) => false,
+                    _ = watch.wait_for(|w| w.exits > exits || !w.running || w.removed) => true,
+                };
+                if ended || !current(&live) {
+                    break;
                 }
-                let Ok(rec) = svc.get(&id) else { return };
+                let Ok(rec) = svc.get(&id) else { break };
                 if rec.state.status == Status::Paused {
                     continue;
                 }
                 let in_start_period = started.elapsed() < probe.start_period;
                 let result = svc.probe_once(&id, &probe).await;
-                if !live.task().is_some_and(|t| Arc::ptr_eq(&t, &task)) {
-                    return;
+                if !current(&live) {
+                    break;
                 }
                 let changed = live
                     .health
@@ -1448,12 +1499,23 @@ impl ContainerService {
                     svc.event(&rec, &format!("health_status: {status}"), &[]);
                 }
             }
+            // docker: a check that stopped leaves the status "unhealthy" (until the next start).
+            if live.task().is_none() {
+                if let Some(h) = live
+                    .health
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .as_mut()
+                {
+                    h.status = "unhealthy";
+                }
+            }
         });
     }
 
     /// Runs one health probe as an exec in the container: its exit code and output, or -1 when
     /// it could not start or outlived its timeout (then it is killed).
-    async fn probe_once(&self, id: &str, probe: &health::Probe) -> health::ProbeResult {
+    async fn probe_once(self: &Arc<Self>, id: &str, probe: &health::Probe) -> health::ProbeResult {
         let start = now_nanos();
         let failed = |output: String| health::ProbeResult {
             start,
@@ -1497,15 +1559,23 @@ impl ContainerService {
                 let eid = exec.id.clone();
                 let _ = tokio::task::spawn_blocking(move || shim.kill(&eid, 9, false)).await;
             }
-            // Let the exit be handled (the shim's exec deleted) before the instance goes.
-            let mut done = exec.done();
-            let _ = tokio::time::timeout(Duration::from_secs(5), done.wait_for(|d| *d)).await;
             failed(format!(
                 "Health check exceeded timeout ({})",
                 go_duration_text(probe.timeout)
             ))
         };
-        self.forget_exec(&exec);
+        // The instance goes once its exit is handled (the shim's exec deleted, fifos removed):
+        // at once normally, later for a probe that was killed.
+        if *exec.done().borrow() {
+            self.forget_exec(&exec);
+        } else {
+            let svc = self.clone();
+            tokio::spawn(async move {
+                let mut done = exec.done();
+                let _ = done.wait_for(|d| *d).await;
+                svc.forget_exec(&exec);
+            });
+        }
         result
     }
 
@@ -1515,11 +1585,19 @@ impl ContainerService {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&exec.id);
-        self.live(&exec.container_id)
-            .execs
+        // No new Live for a container removed meanwhile.
+        let live = self
+            .live
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .retain(|e| *e != exec.id);
+            .get(&exec.container_id)
+            .cloned();
+        if let Some(live) = live {
+            live.execs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|e| *e != exec.id);
+        }
     }
 
     async fn on_exit(self: Arc<Self>, m: ExitMsg) {
@@ -1604,13 +1682,14 @@ impl ContainerService {
 
     /// Restarts a container by its policy after docker's back-off (100 ms doubling, capped),
     /// unless it was stopped, started or removed meanwhile.
-    fn schedule_restart(self: &Arc<Self>, mut rec: ContainerRecord) {
+    fn schedule_restart(self: &Arc<Self>, rec: ContainerRecord) {
         let delay = Duration::from_millis(100u64 << rec.restart_count.min(9));
-        rec.state.status = Status::Restarting;
-        rec.restart_count += 1;
-        if self.put(&rec).is_err() {
+        let Ok(rec) = self.update_record(&rec.id, |r| {
+            r.state.status = Status::Restarting;
+            r.restart_count += 1;
+        }) else {
             return;
-        }
+        };
         let svc = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
@@ -1620,10 +1699,7 @@ impl ContainerService {
             }
             if let Err(e) = svc.start(&rec.id).await {
                 tracing::error!(container = %rec.id, error = %e, "restart by policy failed");
-                if let Ok(mut r) = svc.get(&rec.id) {
-                    r.state.status = Status::Exited;
-                    let _ = svc.put(&r);
-                }
+                let _ = svc.update_record(&rec.id, |r| r.state.status = Status::Exited);
             } else if let Ok(r) = svc.get(&rec.id) {
                 svc.event(&r, "restart", &[]);
             }
@@ -1652,9 +1728,7 @@ impl ContainerService {
     }
 
     fn on_oom(&self, id: &str) {
-        if let Ok(mut rec) = self.get(id) {
-            rec.state.oom_killed = true;
-            let _ = self.put(&rec);
+        if let Ok(rec) = self.update_record(id, |r| r.state.oom_killed = true) {
             self.event(&rec, "oom", &[]);
         }
     }
@@ -1675,6 +1749,22 @@ impl ContainerService {
         // the signal, so the exit it causes is not restarted by the policy.
         self.update_record(&rec.id, |r| r.manually_stopped = true)?;
         self.signal(&rec, sig).await?;
+        // docker: a paused container is resumed after a SIGKILL or its stop signal, so that
+        // the signal is taken (a frozen process does not die).
+        let stop_signal = rec
+            .config
+            .stop_signal
+            .as_deref()
+            .and_then(|s| parse_signal(s).ok())
+            .unwrap_or(15);
+        if (sig == 9 || sig == stop_signal) && self.get(&rec.id)?.state.status == Status::Paused {
+            self.resume_task(&live).await;
+            let _ = self.update_record(&rec.id, |r| {
+                if r.state.status == Status::Paused {
+                    r.state.status = Status::Running;
+                }
+            });
+        }
         // As docker, a SIGKILL answers once the container is down (`docker kill; docker rm`).
         if sig == 9 {
             self.wait_exit_after(&live, before, KILL_WAIT).await;
@@ -1725,11 +1815,12 @@ impl ContainerService {
         let rec = self.get(s)?;
         let live = self.live(&rec.id);
         let _op = live.op.lock().await;
-        let mut rec = self.get(&rec.id)?;
+        let rec = self.get(&rec.id)?;
         if rec.state.status == Status::Restarting && live.task().is_none() {
-            rec.state.status = Status::Exited;
-            rec.manually_stopped = true;
-            self.put(&rec)?;
+            self.update_record(&rec.id, |r| {
+                r.state.status = Status::Exited;
+                r.manually_stopped = true;
+            })?;
             return Ok(true);
         }
         if !rec.state.status.is_live() || live.task().is_none() {
@@ -1801,11 +1892,11 @@ impl ContainerService {
             self.wait_exit_after(&live, before, KILL_WAIT).await;
         }
         let _op = live.op.lock().await;
-        let Ok(mut rec) = self.get(&rec.id) else {
-            return Ok(()); // removed meanwhile (auto-remove)
+        let rec = match self.update_record(&rec.id, |r| r.state.status = Status::Removing) {
+            Ok(r) => r,
+            Err(Error::NotFound(_)) => return Ok(()), // removed meanwhile (auto-remove)
+            Err(e) => return Err(e),
         };
-        rec.state.status = Status::Removing;
-        self.put(&rec)?;
         let svc_snap = self.images.clone();
         let dir = self.dir(&rec.id);
         let snapshot = rec.snapshot.clone();
@@ -1845,7 +1936,7 @@ impl ContainerService {
         let rec = self.get(s)?;
         let live = self.live(&rec.id);
         let _op = live.op.lock().await;
-        let mut rec = self.get(&rec.id)?;
+        let rec = self.get(&rec.id)?;
         let Some(task) = live.task() else {
             return Err(Error::NotRunning(rec.id.clone()));
         };
@@ -1864,19 +1955,20 @@ impl ContainerService {
             Ok(())
         })
         .await?;
-        rec.state.status = if pause {
-            Status::Paused
-        } else {
-            Status::Running
-        };
-        self.put(&rec)?;
+        let rec = self.update_record(&rec.id, |r| {
+            r.state.status = if pause {
+                Status::Paused
+            } else {
+                Status::Running
+            };
+        })?;
         self.event(&rec, if pause { "pause" } else { "unpause" }, &[]);
         Ok(())
     }
 
     /// `POST /containers/{id}/rename`.
     pub fn rename(&self, s: &str, new: &str) -> Result<(), Error> {
-        let mut rec = self.get(s)?;
+        let rec = self.get(s)?;
         let bare = new.trim_start_matches('/');
         if !valid_name(bare) {
             return Err(Error::InvalidName(bare.to_owned()));
@@ -1893,8 +1985,8 @@ impl ContainerService {
                 id: c.id,
             });
         }
-        let old = std::mem::replace(&mut rec.name, full);
-        self.put(&rec)?;
+        let old = rec.name.clone();
+        let rec = self.update_record(&rec.id, |r| r.name = full)?;
         self.event(&rec, "rename", &[("oldName", old)]);
         Ok(())
     }
@@ -1924,24 +2016,27 @@ impl ContainerService {
         let mut rec = self.get(s)?;
         let patch: HostConfig = serde_json::from_value(body.clone())
             .map_err(|e| Error::Invalid(format!("invalid update: {e}")))?;
-        for k in [
-            "Memory",
-            "MemorySwap",
-            "NanoCpus",
-            "CpuShares",
-            "CpuPeriod",
-            "CpuQuota",
-            "CpusetCpus",
-            "CpusetMems",
-            "PidsLimit",
-        ] {
-            if let Some(v) = body.get(k).filter(|v| !v.is_null()) {
-                rec.host_config[k] = v.clone();
+        let apply = |host_config: &mut Value| {
+            for k in [
+                "Memory",
+                "MemorySwap",
+                "NanoCpus",
+                "CpuShares",
+                "CpuPeriod",
+                "CpuQuota",
+                "CpusetCpus",
+                "CpusetMems",
+                "PidsLimit",
+            ] {
+                if let Some(v) = body.get(k).filter(|v| !v.is_null()) {
+                    host_config[k] = v.clone();
+                }
             }
-        }
-        if let Some(rp) = body.get("RestartPolicy").filter(|v| v.is_object()) {
-            rec.host_config["RestartPolicy"] = rp.clone();
-        }
+            if let Some(rp) = body.get("RestartPolicy").filter(|v| v.is_object()) {
+                host_config["RestartPolicy"] = rp.clone();
+            }
+        };
+        apply(&mut rec.host_config);
         // The limits as they will be, checked whole (a new memory limit against the old swap).
         let merged: HostConfig = serde_json::from_value(rec.host_config.clone())
             .map_err(|e| Error::Invalid(format!("invalid update: {e}")))?;
@@ -1953,7 +2048,8 @@ impl ContainerService {
             let shim = task.shim.clone();
             run_blocking(move || Ok(shim.update(&res)?)).await?;
         }
-        self.put(&rec)?;
+        // Only the updated fields, on the record as it is now (an exit may have come meanwhile).
+        let rec = self.update_record(&rec.id, |r| apply(&mut r.host_config))?;
         self.event(&rec, "update", &[]);
         Ok(())
     }
@@ -2065,7 +2161,7 @@ impl ContainerService {
     /// and a wait thread. Output goes to `exec.attachers` (register before calling).
     pub async fn exec_start(&self, exec: &Arc<ExecInstance>) -> Result<(), Error> {
         {
-            let st = exec.state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut st = exec.state.lock().unwrap_or_else(|p| p.into_inner());
             if st.2.is_some() {
                 return Err(Error::Conflict(format!(
                     "Error: Exec command {} has already run",
@@ -2078,7 +2174,21 @@ impl ContainerService {
                     exec.id
                 )));
             }
+            // Claimed under the same lock: a second start at the same time is the conflict.
+            st.0 = true;
         }
+        let r = self.exec_start_claimed(exec).await;
+        if r.is_err() {
+            // A failure before the process existed gives the claim back.
+            let mut st = exec.state.lock().unwrap_or_else(|p| p.into_inner());
+            if *st == (true, 0, None) {
+                *st = (false, 0, None);
+            }
+        }
+        r
+    }
+
+    async fn exec_start_claimed(&self, exec: &Arc<ExecInstance>) -> Result<(), Error> {
         let rec = self.get(&exec.container_id)?;
         let live = self.live(&rec.id);
         let Some(task) = live.task() else {

@@ -351,6 +351,12 @@ fn user_mounts(host: &HostConfig) -> Result<Vec<Value>, Error> {
     for m in &host.mounts {
         match m.kind.as_str() {
             "bind" => {
+                if !m.source.starts_with('/') || !m.target.starts_with('/') {
+                    return Err(Error::Bind(format!(
+                        "invalid mount config for type \"bind\": mount paths must be absolute: {}:{}",
+                        m.source, m.target
+                    )));
+                }
                 let mut o = vec!["rbind", "rprivate"];
                 if m.read_only {
                     o.push("ro");

@@ -1250,12 +1250,12 @@ pub async fn archive_get(
     // A missing container is a 404 naming it, before any work.
     let svc = state.containers.clone();
     let idc = id.to_owned();
-    let (id, binds) = blocking(move || {
+    let (id, host) = blocking(move || {
         let r = svc.get(&idc)?;
-        Ok((r.id.clone(), r.host().binds))
+        Ok((r.id.clone(), r.host()))
     })
     .await?;
-    let volume = volume_of(&binds, &path);
+    let volume = volume_of(&host, &path);
     let (w, body) = super::ChannelWriter::new();
     let (stat_tx, stat_rx) = tokio::sync::oneshot::channel::<Result<Value, ApiError>>();
     let st = state.clone();
@@ -1312,29 +1312,56 @@ pub async fn archive_get(
     Ok(r)
 }
 
-/// Where `docker cp` finds a container path on the host side: in a bind-mounted volume when
-/// the path is under one (the longest destination wins) — the bind's source as the root and
-/// the rest of the path inside it, and whether the bind is read-only — else None (the rootfs).
-/// A trailing `/` or `/.` of `path` is kept on the rest.
-fn volume_of(binds: &[String], path: &str) -> Option<(std::path::PathBuf, String, bool)> {
+/// Where `docker cp` finds a container path on the host side: in a bind mount (`-v`, or
+/// `--mount type=bind`) when the path is under one — the longest destination wins — as (the
+/// directory to resolve in, the rest of the path inside it, read-only); else None (the
+/// rootfs). The path is taken lexically (`.` and `..` folded first); a symlink in the container
+/// that leads into a mount is not followed to it (the rootfs's own directory is used). A file
+/// bind resolves in its parent directory. A trailing `/` or `/.` of `path` is kept.
+fn volume_of(
+    host: &crate::containers::config::HostConfig,
+    path: &str,
+) -> Option<(std::path::PathBuf, String, bool)> {
     let clean = |p: &str| -> Vec<String> {
-        p.split('/')
-            .filter(|c| !c.is_empty() && *c != ".")
-            .map(str::to_owned)
-            .collect()
+        let mut out: Vec<String> = Vec::new();
+        for c in p.split('/') {
+            match c {
+                "" | "." => {}
+                ".." => {
+                    out.pop();
+                }
+                c => out.push(c.to_owned()),
+            }
+        }
+        out
     };
+    let mut mounts: Vec<(String, String, bool)> = host
+        .binds
+        .iter()
+        .filter_map(|b| {
+            let mut parts = b.splitn(3, ':');
+            let (src, dst) = (parts.next()?, parts.next()?);
+            let ro = parts
+                .next()
+                .is_some_and(|o| o.split(',').any(|x| x == "ro"));
+            Some((src.to_owned(), dst.to_owned(), ro))
+        })
+        .collect();
+    mounts.extend(
+        host.mounts
+            .iter()
+            .filter(|m| m.kind == "bind")
+            .map(|m| (m.source.clone(), m.target.clone(), m.read_only)),
+    );
     let want = clean(path);
     let mut best: Option<(usize, std::path::PathBuf, bool)> = None;
-    for b in binds {
-        let mut parts = b.splitn(3, ':');
-        let (Some(src), Some(dst)) = (parts.next(), parts.next()) else {
+    for (src, dst, ro) in mounts {
+        // Only absolute sources are binds (anything else was refused at create).
+        if !src.starts_with('/') {
             continue;
-        };
-        let ro = parts
-            .next()
-            .is_some_and(|o| o.split(',').any(|x| x == "ro"));
-        let d = clean(dst);
-        if d.is_empty() || !want.starts_with(&d) || want[..d.len()].contains(&"..".to_owned()) {
+        }
+        let d = clean(&dst);
+        if d.is_empty() || !want.starts_with(&d) {
             continue;
         }
         if best.as_ref().is_none_or(|(n, _, _)| d.len() > *n) {
@@ -1347,6 +1374,11 @@ fn volume_of(binds: &[String], path: &str) -> Option<(std::path::PathBuf, String
         rest = format!("{}/.", rest.trim_end_matches('/'));
     } else if path.ends_with('/') && !rest.ends_with('/') {
         rest.push('/');
+    }
+    // A file bind: resolve its name in the directory that holds it.
+    if rest == "/" && std::fs::metadata(&src).is_ok_and(|m| !m.is_dir()) {
+        let name = src.file_name()?.to_string_lossy().into_owned();
+        return Some((src.parent()?.to_path_buf(), format!("/{name}"), ro));
     }
     Some((src, rest, ro))
 }
@@ -1376,7 +1408,7 @@ pub async fn archive_put(
     })
     .await?;
     // docker's refusals: a read-only volume, or a read-only rootfs outside any volume.
-    let volume = volume_of(&host.binds, &path);
+    let volume = volume_of(&host, &path);
     match &volume {
         Some((_, _, true)) => return Err(invalid("mounted volume is marked read-only")),
         None if host.readonly_rootfs => {
@@ -1510,12 +1542,14 @@ mod tests {
 
     #[test]
     fn cp_paths_in_volumes() {
-        let binds = vec![
-            "/srv/data:/data".to_owned(),
-            "/srv/deep:/data/deep:ro".to_owned(),
-            "/srv/ro:/ro:ro,rprivate".to_owned(),
-        ];
-        let v = |p: &str| volume_of(&binds, p).map(|(s, r, ro)| (s.display().to_string(), r, ro));
+        let host: crate::containers::config::HostConfig = serde_json::from_value(json!({
+            "Binds": ["/srv/data:/data", "/srv/deep:/data/deep:ro", "/srv/ro:/ro:ro,rprivate",
+                      "named:/named"],
+            "Mounts": [{"Type": "bind", "Source": "/srv/m", "Target": "/m", "ReadOnly": true},
+                       {"Type": "tmpfs", "Target": "/t"}],
+        }))
+        .unwrap();
+        let v = |p: &str| volume_of(&host, p).map(|(s, r, ro)| (s.display().to_string(), r, ro));
         assert_eq!(v("/data/x"), Some(("/srv/data".into(), "/x".into(), false)));
         assert_eq!(v("/data"), Some(("/srv/data".into(), "/".into(), false)));
         assert_eq!(v("/data/"), Some(("/srv/data".into(), "/".into(), false)));
@@ -1528,8 +1562,18 @@ mod tests {
             Some(("/srv/data".into(), "/dir/.".into(), false))
         );
         assert_eq!(v("/ro/a/"), Some(("/srv/ro".into(), "/a/".into(), true)));
+        assert_eq!(v("/m/f"), Some(("/srv/m".into(), "/f".into(), true)));
+        // `..` is folded before the match: out of the volume, or into one.
+        assert_eq!(v("/data/../etc/passwd"), None);
+        assert_eq!(
+            v("/tmp/../ro/x"),
+            Some(("/srv/ro".into(), "/x".into(), true))
+        );
         assert_eq!(v("/database"), None);
         assert_eq!(v("/etc/passwd"), None);
+        // Not binds: a relative (named) source, a tmpfs.
+        assert_eq!(v("/named/x"), None);
+        assert_eq!(v("/t/x"), None);
     }
 
     #[test]
