@@ -1177,6 +1177,25 @@ assert (code, out) == (0, b"from exec\n"), (code, out)
 code, out = box.exec_run(["sh", "-c", "exit 3"])
 assert code == 3, code
 assert [x.name for x in c.containers.list(filters={"label": "k=v"})] == ["py"]
+# Archives both ways.
+import io, tarfile
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode="w") as t:
+    data = b"from python\n"
+    info = tarfile.TarInfo("note.txt")
+    info.size = len(data)
+    t.addfile(info, io.BytesIO(data))
+assert box.put_archive("/tmp", buf.getvalue())
+stream, stat = box.get_archive("/tmp/note.txt")
+assert stat["name"] == "note.txt" and stat["size"] == 12, stat
+with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as t:
+    assert t.extractfile("note.txt").read() == b"from python\n"
+# Logs streamed while the container writes, then its exit.
+talker = c.containers.run("busybox", ["sh", "-c", "for i in 1 2 3; do echo line$i; sleep 0.2; done; exit 2"], detach=True)
+lines = [l for l in talker.logs(stream=True, follow=True)]
+assert b"".join(lines) == b"line1\nline2\nline3\n", lines
+assert talker.wait()["StatusCode"] == 2
+talker.remove()
 box.stop(timeout=0)
 assert box.wait()["StatusCode"] == 137
 box.remove()
