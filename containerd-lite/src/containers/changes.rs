@@ -529,49 +529,83 @@ fn healthcheck(rest: &str) -> Result<Value, String> {
     Ok(Value::Object(hc))
 }
 
-/// Lays a `Config` given with the commit request over the container's: its non-empty fields
-/// win; `Env` merges by name, and the map fields (`Labels`, `ExposedPorts`, `Volumes`) merge
-/// key by key (moby's `merge` of a user config with the container's).
-pub fn overlay_config(base: &mut Value, given: &Value) {
-    let (Some(b), Some(g)) = (base.as_object_mut(), given.as_object()) else {
+/// Fills the empty fields of a commit's new config from the container's, as moby's `merge`
+/// does after the changes were applied: `User`, `WorkingDir`, `StopSignal`, `OnBuild` when
+/// empty; `Env` entries, `Labels`, `ExposedPorts` and `Volumes` keys the new config lacks;
+/// `Cmd` only when the new config has neither an entrypoint nor a command (a new entrypoint
+/// keeps its own, empty command), `Entrypoint` when it has none at all; and the health
+/// check's unset durations and retries.
+pub fn merge_container_config(new: &mut Value, container: &Value) {
+    let (Some(n), Some(c)) = (new.as_object_mut(), container.as_object()) else {
         return;
     };
-    for (k, v) in g {
-        let empty = match v {
-            Value::Null => true,
-            Value::String(s) => s.is_empty(),
-            Value::Array(a) => a.is_empty(),
-            Value::Object(o) => o.is_empty(),
-            Value::Bool(_) | Value::Number(_) => false,
-        };
-        if empty {
-            continue;
+    let empty = |v: Option<&Value>| match v {
+        None | Some(Value::Null) => true,
+        Some(Value::String(s)) => s.is_empty(),
+        Some(Value::Array(a)) => a.is_empty(),
+        Some(Value::Object(o)) => o.is_empty(),
+        Some(Value::Number(x)) => x.as_i64() == Some(0),
+        Some(Value::Bool(_)) => false,
+    };
+    for k in ["User", "WorkingDir", "StopSignal", "OnBuild"] {
+        if empty(n.get(k)) && !empty(c.get(k)) {
+            n.insert(k.into(), c[k].clone());
         }
-        match (k.as_str(), v) {
-            ("Env", Value::Array(given_env)) => {
-                let mut list = env_of(b);
-                for e in given_env.iter().filter_map(Value::as_str) {
-                    let name = e.split_once('=').map_or(e, |(n, _)| n);
-                    match list
-                        .iter_mut()
-                        .find(|x| x.split_once('=').map_or(x.as_str(), |(n, _)| n) == name)
-                    {
-                        Some(x) => *x = e.to_owned(),
-                        None => list.push(e.to_owned()),
+    }
+    let mut env = env_of(n);
+    for e in strings_of(c, "Env") {
+        let name = e.split_once('=').map_or(e.as_str(), |(k, _)| k).to_owned();
+        if !env
+            .iter()
+            .any(|x| x.split_once('=').map_or(x.as_str(), |(k, _)| k) == name)
+        {
+            env.push(e);
+        }
+    }
+    if !env.is_empty() {
+        n.insert("Env".into(), json!(env));
+    }
+    for k in ["Labels", "ExposedPorts", "Volumes"] {
+        if let Some(m) = c.get(k).and_then(Value::as_object) {
+            let target = object_field(n, k);
+            for (mk, mv) in m {
+                target.entry(mk.clone()).or_insert_with(|| mv.clone());
+            }
+        }
+    }
+    if empty(n.get("Entrypoint")) {
+        if empty(n.get("Cmd")) {
+            if let Some(cmd) = c.get("Cmd") {
+                n.insert("Cmd".into(), cmd.clone());
+            }
+        }
+        if n.get("Entrypoint").is_none_or(Value::is_null) {
+            if let Some(ep) = c.get("Entrypoint") {
+                n.insert("Entrypoint".into(), ep.clone());
+            }
+        }
+    }
+    match (n.get_mut("Healthcheck"), c.get("Healthcheck")) {
+        (Some(Value::Object(h)), Some(Value::Object(ch))) => {
+            for k in [
+                "Test",
+                "Interval",
+                "Timeout",
+                "StartPeriod",
+                "StartInterval",
+                "Retries",
+            ] {
+                if empty(h.get(k)) {
+                    if let Some(v) = ch.get(k) {
+                        h.insert(k.into(), v.clone());
                     }
                 }
-                b.insert("Env".into(), json!(list));
-            }
-            ("Labels" | "ExposedPorts" | "Volumes", Value::Object(m)) => {
-                let target = object_field(b, k);
-                for (mk, mv) in m {
-                    target.insert(mk.clone(), mv.clone());
-                }
-            }
-            _ => {
-                b.insert(k.clone(), v.clone());
             }
         }
+        (None | Some(Value::Null), Some(ch)) => {
+            n.insert("Healthcheck".into(), ch.clone());
+        }
+        _ => {}
     }
 }
 
@@ -746,18 +780,35 @@ mod tests {
     }
 
     #[test]
-    fn a_given_config_overlays_the_containers() {
-        let mut base = json!({"Cmd": ["sh"], "Env": ["A=1", "B=2"], "Labels": {"x": "1"},
-                              "User": "root"});
-        overlay_config(
-            &mut base,
-            &json!({"Cmd": ["echo"], "Env": ["B=3", "C=4"], "Labels": {"y": "2"}, "User": "",
-                    "Entrypoint": null}),
-        );
+    fn the_containers_config_fills_what_the_new_one_leaves_empty() {
+        let container = json!({"Cmd": ["sh"], "Entrypoint": null, "Env": ["A=1", "B=2"],
+            "Labels": {"x": "1"}, "User": "root", "WorkingDir": "/w",
+            "Healthcheck": {"Test": ["CMD", "true"], "Interval": 5, "Retries": 2}});
+        // A given config (the request's body): its fields win, the rest comes from the container.
+        let mut new =
+            json!({"Cmd": ["echo"], "Env": ["B=3", "C=4"], "Labels": {"y": "2"}, "User": ""});
+        merge_container_config(&mut new, &container);
+        assert_eq!(new["Cmd"], json!(["echo"]));
+        assert_eq!(new["Env"], json!(["B=3", "C=4", "A=1"]));
+        assert_eq!(new["Labels"], json!({"x": "1", "y": "2"}));
+        assert_eq!(new["User"], "root");
+        assert_eq!(new["WorkingDir"], "/w");
+        // A new entrypoint keeps its empty command; a new health check keeps what it sets.
+        let mut new = container.clone();
+        apply(
+            &mut new,
+            &[
+                r#"ENTRYPOINT ["top"]"#.to_owned(),
+                "HEALTHCHECK --interval=1s CMD false".to_owned(),
+            ],
+        )
+        .unwrap();
+        merge_container_config(&mut new, &container);
+        assert_eq!(new["Entrypoint"], json!(["top"]));
+        assert_eq!(new["Cmd"], Value::Null);
         assert_eq!(
-            base,
-            json!({"Cmd": ["echo"], "Env": ["A=1", "B=3", "C=4"], "Labels": {"x": "1", "y": "2"},
-                   "User": "root"})
+            new["Healthcheck"],
+            json!({"Test": ["CMD-SHELL", "false"], "Interval": 1_000_000_000, "Retries": 2})
         );
     }
 }

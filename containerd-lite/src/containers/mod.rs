@@ -2438,11 +2438,12 @@ impl ContainerService {
             changes: change_list,
         } = req;
         let rec = self.get(s)?;
-        let mut image_config = serde_json::to_value(&rec.config).unwrap_or_default();
-        if let Some(g) = &given {
-            changes::overlay_config(&mut image_config, g);
-        }
+        // moby's order: the given config (else the container's), the changes on it, then the
+        // container's config for whatever is still empty.
+        let container_config = serde_json::to_value(&rec.config).unwrap_or_default();
+        let mut image_config = given.unwrap_or_else(|| container_config.clone());
         changes::apply(&mut image_config, &change_list).map_err(Error::Invalid)?;
+        changes::merge_container_config(&mut image_config, &container_config);
         // A given Config with a field of the wrong type is refused, not stored.
         serde_json::from_value::<ContainerConfig>(image_config.clone())
             .map_err(|e| Error::Invalid(format!("invalid commit config: {e}")))?;
