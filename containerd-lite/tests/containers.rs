@@ -1832,7 +1832,8 @@ fn edges_behave_as_docker() {
         want
     );
 
-    // logs --since keeps its fraction: only what came after.
+    // logs --since keeps its fraction: one nanosecond after the first line's own time leaves
+    // it out (a since cut to whole seconds would keep it).
     d.ok(&[
         "run",
         "-d",
@@ -1841,11 +1842,40 @@ fn edges_behave_as_docker() {
         "busybox",
         "sh",
         "-c",
-        "echo early; sleep 1.5; echo late; sleep 300",
+        "echo early; sleep 0.3; echo late; sleep 300",
     ]);
-    std::thread::sleep(Duration::from_millis(2500));
-    let recent = d.ok(&["logs", "--since", "1.6s", "ticks"]);
-    assert_eq!(recent, "late\n");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let stamped = loop {
+        let out = d.ok(&["logs", "-t", "ticks"]);
+        if out.contains("late") {
+            break out;
+        }
+        assert!(Instant::now() < deadline, "no late line: {out}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let early = stamped
+        .lines()
+        .next()
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (secs, frac) = early.trim_end_matches('Z').split_once('.').unwrap();
+    let nanos: u64 = frac.parse().unwrap();
+    if nanos < 999_999_999 {
+        let since = format!("{secs}.{:09}Z", nanos + 1);
+        assert_eq!(
+            d.ok(&["logs", "--since", &since, "ticks"]),
+            "late\n",
+            "{since}"
+        );
+        assert_eq!(
+            d.ok(&["logs", "--since", &early, "ticks"]),
+            "early\nlate\n",
+            "{early}"
+        );
+    }
 
     // kill of a paused container: resumed after the SIGKILL, down when kill answers.
     d.ok(&["run", "-d", "--name", "frozen", "busybox", "sleep", "300"]);

@@ -149,14 +149,29 @@ impl LogWriter {
 /// Reads the entries from byte `offset`; returns them and the offset after the last complete
 /// line (a line being written is left for the next read).
 pub fn read_from(path: &Path, offset: u64) -> io::Result<(Vec<Entry>, u64)> {
-    let mut f = match File::open(path) {
+    let mut out = Vec::new();
+    let end = for_each_from(path, offset, |e| {
+        out.push(e);
+        true
+    })?;
+    Ok((out, end))
+}
+
+/// Hands the entries from byte `offset` to `f` one at a time, as they are read (a log of any
+/// size is never held in memory); `f` returns false to stop. Returns the offset after the last
+/// complete line handed over.
+pub fn for_each_from(
+    path: &Path,
+    offset: u64,
+    mut f: impl FnMut(Entry) -> bool,
+) -> io::Result<u64> {
+    let mut file = match File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), offset)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(offset),
         Err(e) => return Err(e),
     };
-    f.seek(SeekFrom::Start(offset))?;
-    let mut r = BufReader::new(f);
-    let mut out = Vec::new();
+    file.seek(SeekFrom::Start(offset))?;
+    let mut r = BufReader::new(file);
     let mut pos = offset;
     let mut line = Vec::new();
     loop {
@@ -167,14 +182,17 @@ pub fn read_from(path: &Path, offset: u64) -> io::Result<(Vec<Entry>, u64)> {
         }
         pos += n as u64;
         if let Ok(l) = serde_json::from_slice::<Line>(&line) {
-            out.push(Entry {
+            let e = Entry {
                 stream: l.stream,
                 log: l.log.into_bytes(),
                 time: parse_nanos(&l.time).unwrap_or(0),
-            });
+            };
+            if !f(e) {
+                break;
+            }
         }
     }
-    Ok((out, pos))
+    Ok(pos)
 }
 
 /// Which entries `docker logs` wants.
@@ -202,6 +220,33 @@ impl Selection {
         stream_ok
             && self.since.is_none_or(|s| e.time >= s)
             && self.until.is_none_or(|u| e.time <= u)
+    }
+
+    /// Hands what the log holds now to `send`, tail first and then the filters (as
+    /// [`Selection::apply`]), reading as it goes: only the last `tail` entries are ever held.
+    /// `send` returns false to stop. Returns the offset where a follow goes on.
+    pub fn stream(&self, path: &Path, mut send: impl FnMut(Entry) -> bool) -> io::Result<u64> {
+        match self.tail {
+            Some(n) => {
+                let mut last = std::collections::VecDeque::with_capacity(n.min(4096));
+                let end = for_each_from(path, 0, |e| {
+                    if n > 0 {
+                        if last.len() == n {
+                            last.pop_front();
+                        }
+                        last.push_back(e);
+                    }
+                    true
+                })?;
+                for e in last {
+                    if self.wants(&e) && !send(e) {
+                        break;
+                    }
+                }
+                Ok(end)
+            }
+            None => for_each_from(path, 0, |e| !self.wants(&e) || send(e)),
+        }
     }
 
     /// Applies tail and then the filters to what is in the file now: as docker's json-file
@@ -285,6 +330,25 @@ mod tests {
             ..sel
         };
         assert!(sel.apply(all).is_empty());
+        // The streaming form gives the same as apply, tail or not.
+        for tail in [None, Some(0), Some(2), Some(9)] {
+            let sel = Selection {
+                stdout: true,
+                stderr: true,
+                tail,
+                ..Selection::default()
+            };
+            let mut seen = Vec::new();
+            let e = sel
+                .stream(&p, |x| {
+                    seen.push(x);
+                    true
+                })
+                .unwrap();
+            assert_eq!(e, end);
+            let want = sel.apply(read_from(&p, 0).unwrap().0);
+            assert_eq!(seen.len(), want.len(), "{tail:?}");
+        }
         let (more, end2) = read_from(&p, end).unwrap();
         assert!(more.is_empty());
         assert_eq!(end2, end);

@@ -114,6 +114,9 @@ impl Drop for ChannelWriter {
     }
 }
 
+/// How much of a refused request's body is read away before the connection is given up.
+pub const DRAIN_LIMIT: usize = 64 << 20;
+
 /// A blocking `Read` over a request body, fed by an async pump task.
 #[derive(Debug)]
 pub struct BodyReader {
@@ -122,10 +125,15 @@ pub struct BodyReader {
 }
 
 impl BodyReader {
-    /// Spawns the pump on the current runtime and returns the reader.
+    /// Spawns the pump on the current runtime and returns the reader. When the reader is
+    /// dropped before the end (the request was refused), the pump reads the rest of the body
+    /// away, up to [`DRAIN_LIMIT`], so that a client still sending gets the answer instead of
+    /// a broken pipe (as Go's server does for docker).
     pub fn spawn(mut body: Incoming) -> Self {
         let (tx, rx) = mpsc::channel(16);
         tokio::spawn(async move {
+            let mut drained = 0usize;
+            let mut reader_gone = false;
             loop {
                 let item = match body.frame().await {
                     None => break,
@@ -136,8 +144,17 @@ impl BodyReader {
                     Some(Err(e)) => Err(io::Error::other(e)),
                 };
                 let failed = item.is_err();
-                if tx.send(item).await.is_err() || failed {
-                    break;
+                if reader_gone {
+                    drained += item.map_or(0, |b| b.len());
+                    if failed || drained > DRAIN_LIMIT {
+                        break;
+                    }
+                    continue;
+                }
+                match tx.send(item).await {
+                    Ok(()) if failed => break,
+                    Ok(()) => {}
+                    Err(_) => reader_gone = true,
                 }
             }
         });

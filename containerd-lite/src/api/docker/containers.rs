@@ -750,7 +750,7 @@ pub async fn logs(state: &Arc<ApiState>, id: &str, q: &Query) -> Result<Resp, Ap
     let live = state.containers.live_of(&rec.id);
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     tokio::spawn(async move {
-        let render = |e: &logs::Entry| -> Bytes {
+        let render = move |e: &logs::Entry| -> Bytes {
             let mut data = Vec::new();
             if timestamps {
                 data.extend_from_slice(format_nanos(e.time).as_bytes());
@@ -765,17 +765,16 @@ pub async fn logs(state: &Arc<ApiState>, id: &str, q: &Query) -> Result<Resp, Ap
         };
         let mut watch = live.watch();
         let p = path.clone();
-        let Ok(Ok((entries, mut offset))) =
-            tokio::task::spawn_blocking(move || logs::read_from(&p, 0)).await
+        // What the log holds now, read and sent as it goes (backpressure from the client).
+        let (sel2, tx2) = (sel.clone(), tx.clone());
+        let Ok(Ok(mut offset)) = tokio::task::spawn_blocking(move || {
+            sel2.stream(&p, |e| tx2.blocking_send(render(&e)).is_ok())
+        })
+        .await
         else {
             return;
         };
-        for e in sel.apply(entries) {
-            if tx.send(render(&e)).await.is_err() {
-                return;
-            }
-        }
-        if !follow {
+        if !follow || tx.is_closed() {
             return;
         }
         let mut ended = !watch.borrow().running;
@@ -1024,18 +1023,17 @@ pub async fn attach(
         let stream = q.bool("stream");
         let live = live.clone();
         tokio::spawn(async move {
-            if let Ok(Ok((entries, _))) =
-                tokio::task::spawn_blocking(move || logs::read_from(&path, 0)).await
-            {
-                for e in entries {
-                    if tx
-                        .send((e.stream.byte(), Bytes::from(e.log)))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
+            // Read and sent as it goes: a log of any size is never held whole.
+            let tx2 = tx.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                logs::for_each_from(&path, 0, |e| {
+                    tx2.blocking_send((e.stream.byte(), Bytes::from(e.log)))
+                        .is_ok()
+                })
+            })
+            .await;
+            if tx.is_closed() {
+                return;
             }
             if stream {
                 let mut live_out = live.attachers.attach();
@@ -1392,6 +1390,8 @@ pub async fn archive_put(
 ) -> Result<Resp, ApiError> {
     use crate::containers::Error as CError;
     use crate::containers::archive;
+    // First, so that a refusal below still reads the upload away (see BodyReader).
+    let reader = super::body::BodyReader::spawn(body);
     let path = q.get("path").unwrap_or("").to_owned();
     if path.is_empty() {
         return Err(invalid("bad parameter: path cannot be empty"));
@@ -1416,7 +1416,6 @@ pub async fn archive_put(
         }
         _ => {}
     }
-    let reader = super::body::BodyReader::spawn(body);
     state
         .containers
         .with_rootfs(id, move |root| {
