@@ -389,6 +389,9 @@ pub fn mount_overlay(
     };
     // fsopen(2): a filesystem context for overlay.
     let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(err("fsopen"))?;
+    // The mount's source as mount(8) and docker name it ("none" otherwise, in `df` and
+    // mountinfo inside the container).
+    fsconfig_set_string(&fs, "source", "overlay").map_err(err("fsconfig source"))?;
     // overlayfs.rst: "lowerdir+" appends one lower layer per call, top-most first.
     for dir in lower {
         fsconfig_set_string(&fs, "lowerdir+", dir).map_err(err("fsconfig lowerdir+"))?;

@@ -1876,6 +1876,10 @@ fn edges_behave_as_docker() {
     assert_eq!(count(&[]), "1");
     assert_eq!(count(&["--security-opt", "systempaths=unconfined"]), "0");
 
+    // The root is an overlay mount named as docker's are.
+    let root = d.ok(&["run", "--rm", "busybox", "sh", "-c", "df / | tail -n 1"]);
+    assert!(root.starts_with("overlay "), "{root}");
+
     // An anonymous volume's path exists (a directory of the container's layer for now).
     d.ok(&[
         "run", "--rm", "-v", "/anon", "busybox", "test", "-d", "/anon",
