@@ -2182,6 +2182,21 @@ fn api_details_match_docker() {
             .trim(),
         "note"
     );
+    // An empty body (docker-py sends `{}`) is no Config: the container's is kept whole.
+    d.ok(&["create", "--name", "st", "--stop-timeout", "30", "busybox"]);
+    let (st, body) = d.api("POST", "/v1.44/commit?container=st&repo=keepst", Some("{}"));
+    assert_eq!(st, 201, "{body}");
+    assert_eq!(
+        d.ok(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{.Config.StopTimeout}}",
+            "keepst"
+        ])
+        .trim(),
+        "30"
+    );
     let (st, body) = d.api(
         "POST",
         "/v1.44/commit?container=live&repo=badcfg",

@@ -149,50 +149,52 @@ impl LogWriter {
 /// Reads the entries from byte `offset`; returns them and the offset after the last complete
 /// line (a line being written is left for the next read).
 pub fn read_from(path: &Path, offset: u64) -> io::Result<(Vec<Entry>, u64)> {
-    let mut out = Vec::new();
-    let end = for_each_from(path, offset, |e| {
-        out.push(e);
-        true
-    })?;
-    Ok((out, end))
+    read_batch(path, offset, u64::MAX, usize::MAX)
 }
 
-/// Hands the entries from byte `offset` to `f` one at a time, as they are read (a log of any
-/// size is never held in memory); `f` returns false to stop. Returns the offset after the last
-/// complete line handed over.
-pub fn for_each_from(
+/// The log's size now: where a read of "what is there" stops (a container writing faster than
+/// a client reads must not make `docker logs` without `-f` endless).
+pub fn log_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+/// Reads complete entries from byte `offset`, stopping at `stop_at` or after about `max_bytes`
+/// (so a client is fed in batches and a log of any size is never held whole); returns them
+/// and the offset after the last one.
+pub fn read_batch(
     path: &Path,
     offset: u64,
-    mut f: impl FnMut(Entry) -> bool,
-) -> io::Result<u64> {
+    stop_at: u64,
+    max_bytes: usize,
+) -> io::Result<(Vec<Entry>, u64)> {
+    let mut out = Vec::new();
     let mut file = match File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(offset),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((out, offset)),
         Err(e) => return Err(e),
     };
     file.seek(SeekFrom::Start(offset))?;
     let mut r = BufReader::new(file);
     let mut pos = offset;
+    let mut read = 0usize;
     let mut line = Vec::new();
-    loop {
+    while pos < stop_at && read < max_bytes {
         line.clear();
         let n = r.read_until(b'\n', &mut line)?;
         if n == 0 || line.last() != Some(&b'\n') {
             break;
         }
         pos += n as u64;
+        read += n;
         if let Ok(l) = serde_json::from_slice::<Line>(&line) {
-            let e = Entry {
+            out.push(Entry {
                 stream: l.stream,
                 log: l.log.into_bytes(),
                 time: parse_nanos(&l.time).unwrap_or(0),
-            };
-            if !f(e) {
-                break;
-            }
+            });
         }
     }
-    Ok(pos)
+    Ok((out, pos))
 }
 
 /// Which entries `docker logs` wants.
@@ -222,31 +224,30 @@ impl Selection {
             && self.until.is_none_or(|u| e.time <= u)
     }
 
-    /// Hands what the log holds now to `send`, tail first and then the filters (as
-    /// [`Selection::apply`]), reading as it goes: only the last `tail` entries are ever held.
-    /// `send` returns false to stop. Returns the offset where a follow goes on.
-    pub fn stream(&self, path: &Path, mut send: impl FnMut(Entry) -> bool) -> io::Result<u64> {
-        match self.tail {
-            Some(n) => {
-                let mut last = std::collections::VecDeque::with_capacity(n.min(4096));
-                let end = for_each_from(path, 0, |e| {
-                    if n > 0 {
-                        if last.len() == n {
-                            last.pop_front();
-                        }
-                        last.push_back(e);
-                    }
-                    true
-                })?;
-                for e in last {
-                    if self.wants(&e) && !send(e) {
-                        break;
-                    }
-                }
-                Ok(end)
+    /// With a tail: the last `tail` entries of what the log holds up to `stop_at`, then the
+    /// filters (as [`Selection::apply`]), reading as it goes so only the tail is ever held.
+    /// Returns them and the offset where a follow goes on.
+    pub fn tail_of(&self, path: &Path, stop_at: u64) -> io::Result<(Vec<Entry>, u64)> {
+        let n = self.tail.unwrap_or(usize::MAX);
+        let mut last = std::collections::VecDeque::new();
+        let mut offset = 0;
+        loop {
+            let (batch, next) = read_batch(path, offset, stop_at, 1 << 20)?;
+            if next == offset {
+                break;
             }
-            None => for_each_from(path, 0, |e| !self.wants(&e) || send(e)),
+            offset = next;
+            for e in batch {
+                if n == 0 {
+                    continue;
+                }
+                if last.len() == n {
+                    last.pop_front();
+                }
+                last.push_back(e);
+            }
         }
+        Ok((last.into_iter().filter(|e| self.wants(e)).collect(), offset))
     }
 
     /// Applies tail and then the filters to what is in the file now: as docker's json-file
@@ -330,25 +331,23 @@ mod tests {
             ..sel
         };
         assert!(sel.apply(all).is_empty());
-        // The streaming form gives the same as apply, tail or not.
-        for tail in [None, Some(0), Some(2), Some(9)] {
+        // Batches and the tail read give what apply gives, and stop where they are told.
+        for tail in [Some(0), Some(2), Some(9)] {
             let sel = Selection {
                 stdout: true,
                 stderr: true,
                 tail,
                 ..Selection::default()
             };
-            let mut seen = Vec::new();
-            let e = sel
-                .stream(&p, |x| {
-                    seen.push(x);
-                    true
-                })
-                .unwrap();
+            let (seen, e) = sel.tail_of(&p, log_len(&p)).unwrap();
             assert_eq!(e, end);
             let want = sel.apply(read_from(&p, 0).unwrap().0);
             assert_eq!(seen.len(), want.len(), "{tail:?}");
         }
+        let (one, after_one) = read_batch(&p, 0, u64::MAX, 1).unwrap();
+        assert_eq!(one.len(), 1);
+        let (upto, stop) = read_batch(&p, 0, after_one, usize::MAX).unwrap();
+        assert_eq!((upto.len(), stop), (1, after_one));
         let (more, end2) = read_from(&p, end).unwrap();
         assert!(more.is_empty());
         assert_eq!(end2, end);

@@ -666,18 +666,23 @@ fn swap_accounting() -> bool {
 }
 
 /// The CPUs the host has online (docker's `--cpus` and `--cpuset-cpus` checks use the host's
-/// CPUs, not what skiffd's own affinity or quota allows): the highest id in
-/// `/sys/devices/system/cpu/online` plus one.
+/// CPUs, not what skiffd's own affinity or quota allows): the members of
+/// `/sys/devices/system/cpu/online`.
 fn host_cpus() -> usize {
-    read_or_empty(Path::new("/sys/devices/system/cpu/online"))
+    let online = read_or_empty(Path::new("/sys/devices/system/cpu/online"));
+    let count: usize = online
         .trim()
         .split(',')
-        .filter_map(|r| r.rsplit('-').next()?.parse::<usize>().ok())
-        .max()
-        .map_or_else(
-            || std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
-            |n| n + 1,
-        )
+        .filter_map(|r| {
+            let (a, b) = r.split_once('-').unwrap_or((r, r));
+            Some(b.parse::<usize>().ok()? + 1 - a.parse::<usize>().ok()?)
+        })
+        .sum();
+    if count > 0 {
+        count
+    } else {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    }
 }
 
 fn now_nanos() -> i64 {
@@ -1757,7 +1762,7 @@ impl ContainerService {
             .as_deref()
             .and_then(|s| parse_signal(s).ok())
             .unwrap_or(15);
-        if (sig == 9 || sig == stop_signal) && self.get(&rec.id)?.state.status == Status::Paused {
+        if (sig == 9 || sig == stop_signal) && rec.state.status == Status::Paused {
             self.resume_task(&live).await;
             let _ = self.update_record(&rec.id, |r| {
                 if r.state.status == Status::Paused {
@@ -1913,13 +1918,20 @@ impl ContainerService {
             }
         })
         .await?;
-        self.meta.delete(Table::Containers, &rec.id)?;
+        {
+            // Under the record lock: a writer that read the record before cannot bring it back.
+            let _g = self.record_lock.lock().unwrap_or_else(|p| p.into_inner());
+            self.meta.delete(Table::Containers, &rec.id)?;
+        }
         let execs: Vec<String> =
             std::mem::take(&mut *live.execs.lock().unwrap_or_else(|p| p.into_inner()));
         {
             let mut map = self.execs.lock().unwrap_or_else(|p| p.into_inner());
             for e in execs {
-                map.remove(&e);
+                // Whoever waits for one of them (a health probe's clean-up) is let go.
+                if let Some(x) = map.remove(&e) {
+                    x.done.send_replace(true);
+                }
             }
         }
         self.event(&rec, "destroy", &[]);
@@ -1956,11 +1968,14 @@ impl ContainerService {
         })
         .await?;
         let rec = self.update_record(&rec.id, |r| {
-            r.state.status = if pause {
-                Status::Paused
-            } else {
-                Status::Running
-            };
+            // Only a live container changes here (it may have exited meanwhile).
+            if r.state.status.is_live() {
+                r.state.status = if pause {
+                    Status::Paused
+                } else {
+                    Status::Running
+                };
+            }
         })?;
         self.event(&rec, if pause { "pause" } else { "unpause" }, &[]);
         Ok(())

@@ -765,15 +765,47 @@ pub async fn logs(state: &Arc<ApiState>, id: &str, q: &Query) -> Result<Resp, Ap
         };
         let mut watch = live.watch();
         let p = path.clone();
-        // What the log holds now, read and sent as it goes (backpressure from the client).
-        let (sel2, tx2) = (sel.clone(), tx.clone());
-        let Ok(Ok(mut offset)) = tokio::task::spawn_blocking(move || {
-            sel2.stream(&p, |e| tx2.blocking_send(render(&e)).is_ok())
-        })
-        .await
-        else {
+        // What the log holds now (up to its size at this moment), read in batches on the
+        // blocking pool and sent from here: a slow client holds no pool thread.
+        let p2 = p.clone();
+        let Ok(limit) = tokio::task::spawn_blocking(move || logs::log_len(&p2)).await else {
             return;
         };
+        let mut offset = 0;
+        if sel.tail.is_some() {
+            let s2 = sel.clone();
+            let Ok(Ok((entries, next))) =
+                tokio::task::spawn_blocking(move || s2.tail_of(&p, limit)).await
+            else {
+                return;
+            };
+            offset = next;
+            for e in entries {
+                if tx.send(render(&e)).await.is_err() {
+                    return;
+                }
+            }
+        } else {
+            while offset < limit {
+                let p2 = p.clone();
+                let Ok(Ok((batch, next))) = tokio::task::spawn_blocking(move || {
+                    logs::read_batch(&p2, offset, limit, 1 << 20)
+                })
+                .await
+                else {
+                    return;
+                };
+                if next == offset {
+                    break;
+                }
+                offset = next;
+                for e in batch.iter().filter(|e| sel.wants(e)) {
+                    if tx.send(render(e)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
         if !follow || tx.is_closed() {
             return;
         }
@@ -1023,15 +1055,35 @@ pub async fn attach(
         let stream = q.bool("stream");
         let live = live.clone();
         tokio::spawn(async move {
-            // Read and sent as it goes: a log of any size is never held whole.
-            let tx2 = tx.clone();
-            let _ = tokio::task::spawn_blocking(move || {
-                logs::for_each_from(&path, 0, |e| {
-                    tx2.blocking_send((e.stream.byte(), Bytes::from(e.log)))
-                        .is_ok()
+            // Read in batches on the blocking pool, sent from here (up to the log's size now).
+            let p2 = path.clone();
+            let limit = tokio::task::spawn_blocking(move || logs::log_len(&p2))
+                .await
+                .unwrap_or(0);
+            let mut offset = 0;
+            while offset < limit {
+                let p2 = path.clone();
+                let Ok(Ok((batch, next))) = tokio::task::spawn_blocking(move || {
+                    logs::read_batch(&p2, offset, limit, 1 << 20)
                 })
-            })
-            .await;
+                .await
+                else {
+                    break;
+                };
+                if next == offset {
+                    break;
+                }
+                offset = next;
+                for e in batch {
+                    if tx
+                        .send((e.stream.byte(), Bytes::from(e.log)))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
             if tx.is_closed() {
                 return;
             }
@@ -1375,8 +1427,10 @@ fn volume_of(
     }
     // A file bind: resolve its name in the directory that holds it.
     if rest == "/" && std::fs::metadata(&src).is_ok_and(|m| !m.is_dir()) {
-        let name = src.file_name()?.to_string_lossy().into_owned();
-        return Some((src.parent()?.to_path_buf(), format!("/{name}"), ro));
+        // The bind mounts what the source leads to (the host's, trusted): that file.
+        let file = std::fs::canonicalize(&src).unwrap_or(src);
+        let name = file.file_name()?.to_string_lossy().into_owned();
+        return Some((file.parent()?.to_path_buf(), format!("/{name}"), ro));
     }
     Some((src, rest, ro))
 }
@@ -1453,6 +1507,35 @@ pub async fn archive_put(
     Ok(no_content(StatusCode::OK))
 }
 
+/// The fields of the Engine API's container `Config`.
+const CONFIG_KEYS: [&str; 25] = [
+    "Hostname",
+    "Domainname",
+    "User",
+    "AttachStdin",
+    "AttachStdout",
+    "AttachStderr",
+    "ExposedPorts",
+    "Tty",
+    "OpenStdin",
+    "StdinOnce",
+    "Env",
+    "Cmd",
+    "Healthcheck",
+    "ArgsEscaped",
+    "Image",
+    "Volumes",
+    "WorkingDir",
+    "Entrypoint",
+    "NetworkDisabled",
+    "MacAddress",
+    "OnBuild",
+    "Labels",
+    "StopSignal",
+    "StopTimeout",
+    "Shell",
+];
+
 /// `POST /commit?container=&repo=&tag=&comment=&author=&pause=&changes=…` with an optional
 /// `Config` body.
 pub async fn commit(state: &Arc<ApiState>, q: &Query, body: Incoming) -> Result<Resp, ApiError> {
@@ -1468,8 +1551,11 @@ pub async fn commit(state: &Arc<ApiState>, q: &Query, body: Incoming) -> Result<
         comment: q.get("comment").unwrap_or("").to_owned(),
         author: q.get("author").unwrap_or("").to_owned(),
         pause: q.get("pause").is_none_or(|_| q.bool("pause")),
+        // As moby's decoder: a body without any Config field (none, `{}`, docker-py's empty
+        // dict) is no Config, and the container's is kept whole.
         config: match given {
             Value::Null => None,
+            Value::Object(o) if !o.keys().any(|k| CONFIG_KEYS.contains(&k.as_str())) => None,
             g @ Value::Object(_) => Some(g),
             _ => return Err(invalid("the commit request body must be a Config object")),
         },
