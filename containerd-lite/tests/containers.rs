@@ -320,6 +320,24 @@ fn debian_client() -> Option<PathBuf> {
     }
 }
 
+/// Two tests of one scenario: with the docker CLI on PATH (28.x), and with Debian's 20.10
+/// client (skipped, with a note, where that client is missing).
+macro_rules! with_both_clients {
+    ($scenario:ident, $docker28:ident, $docker20:ident) => {
+        #[test]
+        fn $docker28() {
+            $scenario(&Daemon::start());
+        }
+
+        #[test]
+        fn $docker20() {
+            if let Some(c) = debian_client() {
+                $scenario(&Daemon::with_client(c));
+            }
+        }
+    };
+}
+
 fn run_exit_codes_and_rm(d: &Daemon) {
     assert_eq!(d.ok(&["run", "--rm", "busybox", "echo", "hi"]), "hi\n");
     assert_eq!(d.ok(&["ps", "-aq"]), "", "--rm left the container");
@@ -542,18 +560,11 @@ fn interactive(d: &Daemon) {
     );
 }
 
-#[test]
-fn ps_inspect_wait_kill_pause_top_rename() {
-    ps_inspect_wait_kill_pause_top_rename_with(&Daemon::start());
-}
-
-/// The same with Debian's docker 20.10 client.
-#[test]
-fn ps_inspect_wait_kill_pause_top_rename_docker20() {
-    if let Some(c) = debian_client() {
-        ps_inspect_wait_kill_pause_top_rename_with(&Daemon::with_client(c));
-    }
-}
+with_both_clients!(
+    ps_inspect_wait_kill_pause_top_rename_with,
+    ps_inspect_wait_kill_pause_top_rename,
+    ps_inspect_wait_kill_pause_top_rename_docker20
+);
 
 fn ps_inspect_wait_kill_pause_top_rename_with(d: &Daemon) {
     d.ok(&[
@@ -810,18 +821,11 @@ fn host_config_reaches_the_container() {
     );
 }
 
-#[test]
-fn container_events_in_order() {
-    container_events_in_order_with(&Daemon::start());
-}
-
-/// The same with Debian's docker 20.10 client.
-#[test]
-fn container_events_in_order_docker20() {
-    if let Some(c) = debian_client() {
-        container_events_in_order_with(&Daemon::with_client(c));
-    }
-}
+with_both_clients!(
+    container_events_in_order_with,
+    container_events_in_order,
+    container_events_in_order_docker20
+);
 
 fn container_events_in_order_with(d: &Daemon) {
     let since = std::time::SystemTime::now()
@@ -1112,18 +1116,11 @@ fn shim_death(d: &Daemon) {
     assert_eq!(d.ok(&["exec", &id, "echo", "ok"]), "ok\n");
 }
 
-#[test]
-fn stats_diff_and_export() {
-    stats_diff_and_export_with(&Daemon::start());
-}
-
-/// The same with Debian's docker 20.10 client.
-#[test]
-fn stats_diff_and_export_docker20() {
-    if let Some(c) = debian_client() {
-        stats_diff_and_export_with(&Daemon::with_client(c));
-    }
-}
+with_both_clients!(
+    stats_diff_and_export_with,
+    stats_diff_and_export,
+    stats_diff_and_export_docker20
+);
 
 fn stats_diff_and_export_with(d: &Daemon) {
     d.ok(&[
@@ -1249,18 +1246,11 @@ print("ok")
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
 }
 
-#[test]
-fn docker_cp_both_ways() {
-    docker_cp_both_ways_with(&Daemon::start());
-}
-
-/// The same with Debian's docker 20.10 client.
-#[test]
-fn docker_cp_both_ways_docker20() {
-    if let Some(c) = debian_client() {
-        docker_cp_both_ways_with(&Daemon::with_client(c));
-    }
-}
+with_both_clients!(
+    docker_cp_both_ways_with,
+    docker_cp_both_ways,
+    docker_cp_both_ways_docker20
+);
 
 fn docker_cp_both_ways_with(d: &Daemon) {
     d.ok(&[
@@ -1331,18 +1321,11 @@ fn docker_cp_both_ways_with(d: &Daemon) {
     );
 }
 
-#[test]
-fn commit_then_run_the_new_image() {
-    commit_then_run_the_new_image_with(&Daemon::start());
-}
-
-/// The same with Debian's docker 20.10 client.
-#[test]
-fn commit_then_run_the_new_image_docker20() {
-    if let Some(c) = debian_client() {
-        commit_then_run_the_new_image_with(&Daemon::with_client(c));
-    }
-}
+with_both_clients!(
+    commit_then_run_the_new_image_with,
+    commit_then_run_the_new_image,
+    commit_then_run_the_new_image_docker20
+);
 
 fn commit_then_run_the_new_image_with(d: &Daemon) {
     d.ok(&[

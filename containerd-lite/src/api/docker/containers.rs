@@ -712,6 +712,25 @@ fn frame(stream: u8, data: &[u8]) -> Vec<u8> {
     v
 }
 
+/// The next batch (about 1 MiB) of a json-file log from `offset`, read on the blocking pool,
+/// up to `limit`; None at the end (or on a read error).
+async fn log_batch(
+    path: &std::path::Path,
+    offset: u64,
+    limit: u64,
+) -> Option<(Vec<logs::Entry>, u64)> {
+    if offset >= limit {
+        return None;
+    }
+    let path = path.to_owned();
+    let (batch, next) =
+        tokio::task::spawn_blocking(move || logs::read_batch(&path, offset, limit, 1 << 20))
+            .await
+            .ok()?
+            .ok()?;
+    (next > offset).then_some((batch, next))
+}
+
 /// `GET /containers/{id}/logs`.
 pub async fn logs(state: &Arc<ApiState>, id: &str, q: &Query) -> Result<Resp, ApiError> {
     let sel = Selection {
@@ -786,18 +805,7 @@ pub async fn logs(state: &Arc<ApiState>, id: &str, q: &Query) -> Result<Resp, Ap
                 }
             }
         } else {
-            while offset < limit {
-                let p2 = p.clone();
-                let Ok(Ok((batch, next))) = tokio::task::spawn_blocking(move || {
-                    logs::read_batch(&p2, offset, limit, 1 << 20)
-                })
-                .await
-                else {
-                    return;
-                };
-                if next == offset {
-                    break;
-                }
+            while let Some((batch, next)) = log_batch(&p, offset, limit).await {
                 offset = next;
                 for e in batch.iter().filter(|e| sel.wants(e)) {
                     if tx.send(render(e)).await.is_err() {
@@ -1061,18 +1069,7 @@ pub async fn attach(
                 .await
                 .unwrap_or(0);
             let mut offset = 0;
-            while offset < limit {
-                let p2 = path.clone();
-                let Ok(Ok((batch, next))) = tokio::task::spawn_blocking(move || {
-                    logs::read_batch(&p2, offset, limit, 1 << 20)
-                })
-                .await
-                else {
-                    break;
-                };
-                if next == offset {
-                    break;
-                }
+            while let Some((batch, next)) = log_batch(&path, offset, limit).await {
                 offset = next;
                 for e in batch {
                     if tx
