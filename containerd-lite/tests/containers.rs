@@ -53,6 +53,19 @@ fn skiff_binary() -> PathBuf {
     p
 }
 
+/// Polls `cond` every 50 ms until it holds.
+///
+/// # Panics
+/// After `timeout`, with `what`.
+#[track_caller]
+fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool, what: &str) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what} (after {timeout:?})");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn require_root() {
     assert!(
         nix::unistd::geteuid().is_root(),
@@ -218,6 +231,33 @@ impl Daemon {
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
+    }
+
+    /// Polls `docker inspect --format FORMAT NAME` until `done` holds for it; the last value.
+    ///
+    /// # Panics
+    /// After `timeout`, naming `what` and the last value.
+    #[track_caller]
+    fn wait_inspect(
+        &self,
+        name: &str,
+        format: &str,
+        done: impl Fn(&str) -> bool,
+        timeout: Duration,
+        what: &str,
+    ) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let last = self.inspect(name, format);
+            if done(&last) {
+                break last;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what} (after {timeout:?}; {name}: {last})"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// `docker inspect --format FORMAT NAME`, trimmed.
@@ -909,23 +949,13 @@ fn kill9_and_reconnect(mut d: Daemon) {
         d.inspect("keeps", "{{.State.Status}} {{.State.Pid}}"),
         format!("running {}", pid_before.trim())
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let s = d.ok(&[
-            "inspect",
-            "--format",
-            "{{.State.Status}} {{.State.ExitCode}}",
-            "ends",
-        ]);
-        if s.trim() == "exited 4" {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the exit during the downtime was not noticed: {s}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    d.wait_inspect(
+        "ends",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        |s| s == "exited 4",
+        Duration::from_secs(10),
+        "the exit during the downtime was not noticed",
+    );
     assert_eq!(
         d.ok(&["exec", "keeps", "echo", "still here"]),
         "still here\n"
@@ -965,23 +995,13 @@ fn restart_policies_and_image_in_use() {
         "-c",
         "exit 1",
     ]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let s = d.ok(&[
-            "inspect",
-            "--format",
-            "{{.State.Status}} {{.RestartCount}}",
-            "flaky",
-        ]);
-        if s.trim() == "exited 2" {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "on-failure:2 did not settle: {s}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    d.wait_inspect(
+        "flaky",
+        "{{.State.Status}} {{.RestartCount}}",
+        |s| s == "exited 2",
+        Duration::from_secs(20),
+        "on-failure:2 did not settle",
+    );
     // always — restarted after its own exit; `docker stop` ends it for good.
     d.ok(&[
         "run",
@@ -995,19 +1015,13 @@ fn restart_policies_and_image_in_use() {
         "-c",
         "sleep 0.3",
     ]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let n: u32 = d
-            .ok(&["inspect", "--format", "{{.RestartCount}}", "again"])
-            .trim()
-            .parse()
-            .unwrap();
-        if n >= 2 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "always did not restart");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    d.wait_inspect(
+        "again",
+        "{{.RestartCount}}",
+        |n| n.parse::<u32>().is_ok_and(|n| n >= 2),
+        Duration::from_secs(20),
+        "always did not restart",
+    );
     d.ok(&["stop", "-t", "0", "again"]);
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(d.inspect("again", "{{.State.Status}}"), "exited");
@@ -1088,29 +1102,19 @@ fn shim_death(d: &Daemon) {
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let s = d.ok(&[
-            "inspect",
-            "--format",
-            "{{.State.Status}} {{.State.ExitCode}}",
-            &id,
-        ]);
-        if s.trim() == "exited 255" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "shim death not noticed: {s}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    d.wait_inspect(
+        &id,
+        "{{.State.Status}} {{.State.ExitCode}}",
+        |s| s == "exited 255",
+        Duration::from_secs(15),
+        "shim death not noticed",
+    );
     // The shim's `delete` action force-deleted the container: its process is gone.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Path::new(&format!("/proc/{pid}")).exists() {
-        assert!(
-            Instant::now() < deadline,
-            "the container's process {pid} survived"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        Duration::from_secs(5),
+        || !Path::new(&format!("/proc/{pid}")).exists(),
+        &format!("the container's process {pid} survived"),
+    );
     // And it starts again with a fresh shim.
     d.ok(&["start", &id]);
     assert_eq!(d.ok(&["exec", &id, "echo", "ok"]), "ok\n");
@@ -1628,17 +1632,14 @@ fn health_checks_run_and_report() {
         "sleep",
         "300",
     ]);
-    let status = |name: &str| d.inspect(name, "{{.State.Health.Status}}").to_owned();
     let wait_for = |name: &str, want: &str| {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while status(name) != want {
-            assert!(
-                Instant::now() < deadline,
-                "{name} never became {want}: {}",
-                status(name)
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        d.wait_inspect(
+            name,
+            "{{.State.Health.Status}}",
+            |s| s == want,
+            Duration::from_secs(20),
+            &format!("{name} never became {want}"),
+        );
     };
     wait_for("hc", "unhealthy");
     let ps = d.ok(&["ps", "--format", "{{.Status}}", "--filter", "name=hc"]);

@@ -453,13 +453,25 @@ impl Frame {
 /// Writes a tar of `target` with its top entry named `name` (a directory recursively, a symlink
 /// as a link, sockets left out).
 pub fn write_tar(target: &Target, name: &str, out: impl Write) -> io::Result<()> {
+    write_walk(target, Path::new(name), Path::new(name), out)
+}
+
+/// Writes a tar of a whole root filesystem (`docker export`): a `.` entry for the root, then
+/// every path relative to it (`bin`, `etc/passwd`, …), walked by descriptor as [`write_tar`].
+pub fn write_rootfs(root: &Root, out: impl Write) -> io::Result<()> {
+    let target = root.lookup("/", true)?;
+    write_walk(&target, Path::new("."), Path::new(""), out)
+}
+
+/// The walk behind [`write_tar`] and [`write_rootfs`]: the top entry named `top`, the entries
+/// under it named from `base`.
+fn write_walk(target: &Target, top: &Path, base: &Path, out: impl Write) -> io::Result<()> {
     let mut b = tar::Builder::new(out);
     // The root goes out as `/`, `/bin`, …: the CLI swaps the leading `/` for its target name.
-    b.preserve_absolute(name == "/");
-    let top = PathBuf::from(name);
+    b.preserve_absolute(top == Path::new("/"));
     let mut stack = Vec::new();
-    if let Some(dir) = append_entry(&mut b, &target.fd, &target.meta, &top)? {
-        stack.push(Frame::new(dir, top)?);
+    if let Some(dir) = append_entry(&mut b, &target.fd, &target.meta, top)? {
+        stack.push(Frame::new(dir, base.to_path_buf())?);
     }
     while let Some(frame) = stack.last_mut() {
         let Some(child) = frame.names.next() else {
@@ -976,6 +988,18 @@ mod tests {
         fs::create_dir(d.path().join("out")).unwrap();
         extract_tar(&root, "/out", buf.as_slice(), ExtractOptions::default()).unwrap();
         assert_eq!(fs::read_to_string(d.path().join("out/g")).unwrap(), "x");
+        // A whole root (export): `.` first, then paths relative to it; a symlink to the host's
+        // root stays a link, never walked.
+        std::os::unix::fs::symlink("/", d.path().join("up")).unwrap();
+        let mut buf = Vec::new();
+        write_rootfs(&root, &mut buf).unwrap();
+        let mut names: Vec<String> = tar::Archive::new(buf.as_slice())
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        names.sort();
+        assert_eq!(names, [".", "f", "out", "out/g", "up"]);
     }
 
     #[test]

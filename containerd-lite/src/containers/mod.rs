@@ -2405,35 +2405,18 @@ impl ContainerService {
         Ok(cur)
     }
 
-    /// `docker export`: the container's filesystem as a tar, written to `out`. A stopped
-    /// container's rootfs is mounted for the time of the copy, under its op lock so that a
-    /// start cannot race the unmount.
+    /// `docker export`: the container's filesystem as a tar, written to `out` (mounted for the
+    /// copy if stopped, see [`Self::with_rootfs`]), walked by descriptor inside the rootfs: a
+    /// running container swapping a directory for a symlink cannot make it a host path.
     pub async fn export(
         &self,
         s: &str,
         out: impl std::io::Write + Send + 'static,
     ) -> Result<(), Error> {
-        let rec = self.get(s)?;
-        let live = self.live(&rec.id);
-        let _op = live.op.lock().await;
-        let rootfs = self.dir(&rec.id).join("rootfs");
-        let mounts = self.images.snapshotter().mounts(&rec.snapshot)?;
-        run_blocking(move || {
-            let temporary = !is_mounted(&rootfs);
-            if temporary {
-                fs::create_dir_all(&rootfs).map_err(io_err("create", &rootfs))?;
-                mount_snapshot(&mounts, &rootfs)?;
-            }
-            let mut b = tar::Builder::new(out);
-            b.follow_symlinks(false);
-            let r = b
-                .append_dir_all(".", &rootfs)
-                .and_then(|()| b.finish())
-                .map_err(io_err("export", &rootfs));
-            if temporary {
-                unmount(&rootfs);
-            }
-            r
+        self.with_rootfs(s, move |rootfs| {
+            archive::Root::open(rootfs)
+                .and_then(|root| archive::write_rootfs(&root, out))
+                .map_err(io_err("export", rootfs))
         })
         .await
     }
