@@ -931,6 +931,17 @@ mod tests {
         );
     }
 
+    /// The entry names of a tar, sorted.
+    fn sorted_names(tar_bytes: &[u8]) -> Vec<String> {
+        let mut names: Vec<String> = tar::Archive::new(tar_bytes)
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
     #[test]
     fn symlinks_stay_inside_the_root() {
         let d = tempfile::tempdir().unwrap();
@@ -993,12 +1004,7 @@ mod tests {
         std::os::unix::fs::symlink("/", d.path().join("up")).unwrap();
         let mut buf = Vec::new();
         write_rootfs(&root, &mut buf).unwrap();
-        let mut names: Vec<String> = tar::Archive::new(buf.as_slice())
-            .entries()
-            .unwrap()
-            .map(|e| e.unwrap().path().unwrap().display().to_string())
-            .collect();
-        names.sort();
+        let names = sorted_names(&buf);
         assert_eq!(names, [".", "f", "out", "out/g", "up"]);
     }
 
@@ -1025,12 +1031,7 @@ mod tests {
         let root = Root::open(&src).unwrap();
         let mut buf = Vec::new();
         write_tar(&root.lookup("/t", false).unwrap(), "t", &mut buf).unwrap();
-        let mut names: Vec<String> = tar::Archive::new(buf.as_slice())
-            .entries()
-            .unwrap()
-            .map(|e| e.unwrap().path().unwrap().display().to_string())
-            .collect();
-        names.sort();
+        let names = sorted_names(&buf);
         assert_eq!(
             names,
             ["t", "t/abs", "t/f", "t/fifo", "t/sub", "t/sub/g"],

@@ -78,15 +78,7 @@ pub fn sample(root: &Path, id: &str, cgroup2: bool, system_cpu: u64, ncpu: usize
         )
     };
     // A limit at the top of the range means "none": the CLI shows the host's memory then.
-    let host_mem = fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(u64::MAX, |kb| kb * 1024);
+    let host_mem = host_memory().unwrap_or(u64::MAX);
     json!({
         "read": crate::containers::logs::format_nanos(crate::containers::logs::now_nanos()),
         "cpu_stats": {
@@ -102,6 +94,19 @@ pub fn sample(root: &Path, id: &str, cgroup2: bool, system_cpu: u64, ncpu: usize
         "num_procs": 0,
         "storage_stats": {},
     })
+}
+
+/// The host's memory in bytes (`MemTotal` of /proc/meminfo).
+pub fn host_memory() -> Option<u64> {
+    fs::read_to_string("/proc/meminfo")
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse::<u64>()
+        .ok()
+        .map(|kb| kb * 1024)
 }
 
 #[cfg(test)]

@@ -78,20 +78,8 @@ impl From<crate::images::reference::ParseError> for ApiError {
 
 impl From<crate::images::Error> for ApiError {
     fn from(e: crate::images::Error) -> Self {
-        Self::new(e.kind(), error_chain(&e))
+        Self::new(e.kind(), crate::containers::error_chain(&e))
     }
-}
-
-/// `a: b: c` from an error and its sources, as the CLI shows one message.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// The one mapping from error kind to HTTP status.

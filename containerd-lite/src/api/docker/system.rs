@@ -79,18 +79,6 @@ pub fn version() -> Response<ResponseBody> {
     )
 }
 
-fn mem_total() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
-}
-
 fn os_name() -> String {
     std::fs::read_to_string("/etc/os-release")
         .ok()
@@ -160,7 +148,7 @@ pub async fn info(state: &Arc<ApiState>) -> Result<Response<ResponseBody>, ApiEr
             "IndexServerAddress": "https://index.docker.io/v1/",
             "RegistryConfig": {"AllowNondistributableArtifactsCIDRs": null, "AllowNondistributableArtifactsHostnames": null,
                 "InsecureRegistryCIDRs": ["127.0.0.0/8"], "IndexConfigs": {}, "Mirrors": null},
-            "NCPU": ncpu, "MemTotal": mem_total(), "GenericResources": null,
+            "NCPU": ncpu, "MemTotal": crate::containers::stats::host_memory().unwrap_or(0), "GenericResources": null,
             "DockerRootDir": state.data_root.display().to_string(),
             "HttpProxy": "", "HttpsProxy": "", "NoProxy": "",
             "Name": hostname, "Labels": [], "ExperimentalBuild": false,
