@@ -92,18 +92,6 @@ struct Daemon {
     shim: ShimKind,
 }
 
-fn ping(sock: &Path) -> bool {
-    let Ok(mut s) = UnixStream::connect(sock) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    if s.write_all(b"GET /_ping HTTP/1.0\r\n\r\n").is_err() {
-        return false;
-    }
-    let mut out = String::new();
-    s.read_to_string(&mut out).is_ok() && out.ends_with("OK")
-}
-
 impl Daemon {
     fn start() -> Self {
         Self::with_client(PathBuf::from("docker"))
@@ -164,7 +152,7 @@ impl Daemon {
         let child = cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap();
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !ping(&self.socket()) {
+        while !common::ping(&self.socket()) {
             assert!(
                 Instant::now() < deadline,
                 "skiffd did not come up: {}",

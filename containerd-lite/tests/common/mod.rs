@@ -33,7 +33,8 @@ fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool, log: im
     }
 }
 
-fn ping(sock: &Path) -> bool {
+/// Whether a daemon answers `GET /_ping` with OK on `sock`.
+pub fn ping(sock: &Path) -> bool {
     let Ok(mut s) = UnixStream::connect(sock) else {
         return false;
     };
