@@ -27,16 +27,7 @@ const VALID: [&str; 11] = [
 ];
 
 /// Dockerfile instructions that exist but change the filesystem or the build.
-const OTHER: [&str; 8] = [
-    "ADD",
-    "ARG",
-    "COPY",
-    "FROM",
-    "MAINTAINER",
-    "RUN",
-    "SHELL",
-    "CROSS_FROM_NONE",
-];
+const OTHER: [&str; 7] = ["ADD", "ARG", "COPY", "FROM", "MAINTAINER", "RUN", "SHELL"];
 
 /// Applies `changes` (one instruction each) to `config` in order. The error names the change.
 pub fn apply(config: &mut Value, changes: &[String]) -> Result<(), String> {

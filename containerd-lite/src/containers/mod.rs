@@ -916,6 +916,21 @@ impl ContainerService {
             .clone()
     }
 
+    /// The daemon-side half of a container if it has one (no new one for a container removed
+    /// meanwhile, unlike [`Self::live`]).
+    fn existing_live(&self, id: &str) -> Option<Arc<Live>> {
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    /// `State.Health` of a container with a health check (none is created for asking).
+    pub fn health(&self, id: &str) -> Option<health::Health> {
+        self.existing_live(id)?.health()
+    }
+
     /// The live half of a container (created on first use).
     pub fn live_of(&self, id: &str) -> Arc<Live> {
         self.live(id)
@@ -1559,7 +1574,7 @@ impl ContainerService {
                 output: String::from_utf8_lossy(&output).into_owned(),
             }
         } else {
-            if let Some(task) = self.live(id).task() {
+            if let Some(task) = self.existing_live(id).and_then(|l| l.task()) {
                 let shim = task.shim.clone();
                 let eid = exec.id.clone();
                 let _ = tokio::task::spawn_blocking(move || shim.kill(&eid, 9, false)).await;
@@ -1590,14 +1605,7 @@ impl ContainerService {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&exec.id);
-        // No new Live for a container removed meanwhile.
-        let live = self
-            .live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&exec.container_id)
-            .cloned();
-        if let Some(live) = live {
+        if let Some(live) = self.existing_live(&exec.container_id) {
             live.execs
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())

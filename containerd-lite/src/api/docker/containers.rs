@@ -368,7 +368,7 @@ fn health_of(svc: &crate::containers::ContainerService, r: &ContainerRecord) -> 
     if !r.state.status.is_live() {
         return None;
     }
-    svc.live_of(&r.id).health().map(|h| h.status.to_owned())
+    svc.health(&r.id).map(|h| h.status.to_owned())
 }
 
 /// The size of a container's writable layer, and of its whole root filesystem (the image's
@@ -404,10 +404,11 @@ pub async fn list(state: &Arc<ApiState>, q: &Query) -> Result<Resp, ApiError> {
         let mut out: Vec<Value> = recs
             .iter()
             .filter(|r| all || limit.is_some() || r.state.status.is_live() || filter.implies_all())
-            .filter(|r| filter.matches(r, health_of(&svc, r).as_deref()))
-            .map(|r| {
+            .map(|r| (r, health_of(&svc, r)))
+            .filter(|(r, health)| filter.matches(r, health.as_deref()))
+            .map(|(r, health)| {
                 let mut v = summary(r);
-                if let Some(h) = health_of(&svc, r) {
+                if let Some(h) = health {
                     // docker ps: "Up 3 minutes (healthy)", "(health: starting)".
                     let shown = if h == "starting" {
                         "health: starting".to_owned()
@@ -517,7 +518,7 @@ pub async fn inspect(state: &Arc<ApiState>, id: &str, q: &Query) -> Result<Resp,
         v["SizeRw"] = json!(rw);
         v["SizeRootFs"] = json!(rootfs);
     }
-    if let Some(h) = state.containers.live_of(&r.id).health() {
+    if let Some(h) = state.containers.health(&r.id) {
         v["State"]["Health"] = h.to_json(format_nanos);
     }
     Ok(json(StatusCode::OK, &v))
