@@ -196,6 +196,17 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every state.
+    pub const ALL: [Status; 7] = [
+        Status::Created,
+        Status::Running,
+        Status::Paused,
+        Status::Restarting,
+        Status::Removing,
+        Status::Exited,
+        Status::Dead,
+    ];
+
     /// docker's spelling.
     pub fn as_str(self) -> &'static str {
         match self {

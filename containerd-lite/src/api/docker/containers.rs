@@ -182,17 +182,6 @@ const PS_FILTERS: [&str; 15] = [
     "volume",
 ];
 
-/// The container states a `status` filter may name.
-const STATUSES: [&str; 7] = [
-    "created",
-    "restarting",
-    "running",
-    "removing",
-    "paused",
-    "exited",
-    "dead",
-];
-
 /// A `filters` query checked and resolved against the containers and images: names as
 /// regular expressions, `ancestor` as image ids, `before`/`since` as creation times.
 pub(super) struct PsFilter {
@@ -221,7 +210,7 @@ impl PsFilter {
             }
             for v in vals {
                 let ok = match k.as_str() {
-                    "status" => STATUSES.contains(&v.as_str()),
+                    "status" => Status::ALL.iter().any(|st| st.as_str() == v),
                     "exited" => v.parse::<i64>().is_ok(),
                     "health" => matches!(v.as_str(), "starting" | "healthy" | "unhealthy" | "none"),
                     "is-task" => matches!(v.as_str(), "true" | "false"),
