@@ -146,12 +146,6 @@ impl LogWriter {
     }
 }
 
-/// Reads the entries from byte `offset`; returns them and the offset after the last complete
-/// line (a line being written is left for the next read).
-pub fn read_from(path: &Path, offset: u64) -> io::Result<(Vec<Entry>, u64)> {
-    read_batch(path, offset, u64::MAX, usize::MAX)
-}
-
 /// The log's size now: where a read of "what is there" stops (a container writing faster than
 /// a client reads must not make `docker logs` without `-f` endless).
 pub fn log_len(path: &Path) -> u64 {
@@ -266,6 +260,11 @@ impl Selection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every complete entry from byte `offset`, and the offset after them.
+    fn read_from(path: &Path, offset: u64) -> io::Result<(Vec<Entry>, u64)> {
+        read_batch(path, offset, u64::MAX, usize::MAX)
+    }
 
     #[test]
     fn times_round_trip() {

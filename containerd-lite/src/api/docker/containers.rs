@@ -809,16 +809,13 @@ pub async fn logs(state: &Arc<ApiState>, id: &str, q: &Query) -> Result<Resp, Ap
         }
         let mut ended = !watch.borrow().running;
         loop {
-            let p = path.clone();
-            let Ok(Ok((more, next))) =
-                tokio::task::spawn_blocking(move || logs::read_from(&p, offset)).await
-            else {
-                return;
-            };
-            offset = next;
-            for e in more.iter().filter(|e| sel.wants(e)) {
-                if tx.send(render(e)).await.is_err() {
-                    return;
+            // What was written since, in the same batches.
+            while let Some((more, next)) = log_batch(&path, offset, u64::MAX).await {
+                offset = next;
+                for e in more.iter().filter(|e| sel.wants(e)) {
+                    if tx.send(render(e)).await.is_err() {
+                        return;
+                    }
                 }
             }
             if ended {
